@@ -1,0 +1,5 @@
+"""``python -m crmbridge`` runs the CLI."""
+
+from crmbridge.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The ``crmbridge`` command line. Thin: it parses arguments, then calls the engine, emulators or web layer."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from crmbridge import __version__
+
+app = typer.Typer(
+    name="crmbridge",
+    help=(
+        "Keep Microsoft Dynamics 365 (Dataverse) and Adobe Campaign Standard in sync: contacts and custom "
+        "tables to Campaign, email events back to the Dynamics timeline, opt-outs both ways."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"crmbridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True
+    ),
+) -> None:
+    """Keep Dynamics 365 and Adobe Campaign Standard in sync."""
+
+
+# --- config -------------------------------------------------------------------------------------------------
+
+config_app = typer.Typer(help="Check and describe crmbridge.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+# --- state --------------------------------------------------------------------------------------------------
+
+state_app = typer.Typer(help="Inspect the state store (checkpoints, links, dead letters, ...).", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+# --- emulate ------------------------------------------------------------------------------------------------
+
+emulate_app = typer.Typer(
+    help="Run a local emulator of Dataverse or Adobe Campaign Standard (a sandbox to try mappings safely).",
+    no_args_is_help=True,
+)
+app.add_typer(emulate_app, name="emulate")
+
+
+def main() -> None:
+    """Entry point of the ``crmbridge`` console script."""
+    app()

@@ -1,0 +1,1 @@
+"""Everything about the Dataverse (Dynamics 365) Web API: auth, OData codecs, the client."""
