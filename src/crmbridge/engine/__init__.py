@@ -1,0 +1,1 @@
+"""The flows (tables, events, opt-outs) and the runner that schedules them."""
