@@ -357,7 +357,9 @@ class RetryPolicy:
 
     def _throttle_delay(self, response: httpx.Response | None, throttles: int) -> float:
         retry_after = self._retry_after(response)
-        return retry_after if retry_after is not None else self.backoff_delay(throttles)
+        # "Retry-After: 0" on a 429 is treated as absent: honoured literally, a throttling service would be
+        # hammered in a tight loop until max_elapsed, since 429s do not use up attempts.
+        return retry_after if retry_after else self.backoff_delay(throttles)
 
     def _retry_delay(self, response: httpx.Response | None, failures: int) -> float:
         retry_after = self._retry_after(response)  # a 503 may say when to come back
