@@ -95,7 +95,11 @@ class CampaignSettings(Strict):
     ims_url: ServiceUrl = Field(default="https://ims-na1.adobelogin.com", description="Adobe IMS.")
     client_id: str = Field(min_length=1, description="OAuth client id; also sent as X-Api-Key.")
     client_secret: SecretStr = Field(description="OAuth client secret.")
-    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_CAMPAIGN_SCOPES), min_length=1)
+    scopes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CAMPAIGN_SCOPES),
+        min_length=1,
+        description="IMS token scopes, one per item (the credential in Developer Console lists them).",
+    )
     ims_org_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9]+@AdobeOrg$", description="IMS organization id (…@AdobeOrg)."
     )

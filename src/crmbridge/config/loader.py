@@ -60,21 +60,21 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
                 )
             ],
         )
+    config: CrmbridgeConfig | None = None
     try:
         config = CrmbridgeConfig.model_validate(data, context={"skip_cross_checks": True})
     except ValidationError as error:
         for item in error.errors(include_url=False, include_input=False):
-            loc: Loc = tuple(item["loc"])
-            problems.append(_problem(loc, describe_error(item), tree, source))
-        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems) from None
-    for cross in find_cross_problems(config):
+            problems.append(_problem(tuple(item["loc"]), describe_error(item), tree, source))
+    for cross in find_cross_problems(data):
         message = cross.message
         if cross.related is not None:
             related_line = _line_of(tree, cross.related)
             if related_line is not None:
-                message += f" (see line {related_line})"
+                message += f" (line {related_line})"
         problems.append(_problem(cross.loc, message, tree, source))
-    if problems:
+    if problems or config is None:
+        problems.sort(key=lambda problem: problem.line or 0)
         raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
     _register_model_secrets(config)
     return config

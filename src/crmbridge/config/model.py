@@ -54,8 +54,10 @@ class OptOutPair(Strict):
 class OptOutSettings(Strict):
     """Job 4: opt-out flags in one or both directions, with a logged conflict rule."""
 
-    mode: Literal["disabled", "dynamics_to_campaign", "campaign_to_dynamics", "bidirectional"] = "disabled"
-    pairs: list[OptOutPair] = Field(default_factory=list)
+    mode: Literal["disabled", "dynamics_to_campaign", "campaign_to_dynamics", "bidirectional"] = Field(
+        default="disabled", description="Which way opt-outs travel."
+    )
+    pairs: list[OptOutPair] = Field(default_factory=list, description="Dynamics column ↔ Campaign field pairs.")
     conflict_rule: Literal["adobe", "opt_out_wins", "dynamics_wins", "campaign_wins"] = Field(
         default="adobe",
         description="adobe: the newer Campaign attribute timestamp wins, otherwise opt-out = true wins.",
@@ -114,7 +116,7 @@ class ServiceSettings(Strict):
     """The long-running service: dashboard and metrics endpoint, shutdown and logs."""
 
     host: str = Field(default="127.0.0.1", min_length=1, description="Dashboard and /metrics bind address.")
-    port: Annotated[int, Field(ge=1, le=65535)] = 8321
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8321, description="Dashboard and /metrics port.")
     dashboard_token: SecretStr | None = Field(default=None, description="Required by the dashboard's write actions.")
     shutdown_grace: PositiveDuration = Field(default=timedelta(seconds=10), description="Time to finish a batch.")
     log_format: Literal["auto", "json", "text"] = Field(default="auto", description="auto: text on a terminal.")
@@ -140,7 +142,7 @@ class CrmbridgeConfig(Strict):
             return self
         from crmbridge.config.checks import find_cross_problems
 
-        problems = find_cross_problems(self)
+        problems = find_cross_problems(self.model_dump(mode="python"))
         if problems:
             raise ValueError("; ".join(f"{problem.path}: {problem.message}" for problem in problems))
         return self
