@@ -57,7 +57,7 @@ DOCUMENTS = st.dictionaries(st.sampled_from(KEYS), TREES, max_size=8)
 YAML_ISH_TEXT = st.text(alphabet=st.sampled_from(list("ab:-[]{}&*!|>'\"#%@`,?\n\t ${}0.\\\x00é")), max_size=80)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCUMENTS)
 def test_random_yaml_documents_give_a_config_or_a_config_error(tree: dict[str, Any]) -> None:
     load_or_config_error(dump(tree))

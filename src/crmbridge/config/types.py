@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -18,9 +18,18 @@ __all__ = [
     "PositiveDuration",
     "ProxyUrl",
     "ServiceUrl",
+    "Strict",
     "parse_duration",
     "parse_journal_start",
 ]
+
+
+class Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors (a typo must not be silently ignored)."""
+
+    # Inputs are kept out of error messages: the input of a failed secret field is the secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
