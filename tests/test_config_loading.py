@@ -280,3 +280,18 @@ def test_validating_the_model_directly_still_runs_cross_checks() -> None:
     }
     with pytest.raises(ValueError, match=r"mappings\[1\]\.name: mapping name 'm' is already used"):
         CrmbridgeConfig.model_validate(data)
+
+
+def test_an_optional_secret_left_empty_by_an_env_default_is_not_set() -> None:
+    config = load_config(EXAMPLE, environ=EXAMPLE_ENV)
+    assert config.events is not None
+    assert config.events.backfill_from_exports is not None
+    sftp = config.events.backfill_from_exports.sftp
+    assert sftp is not None
+    assert sftp.private_key_passphrase is None
+
+
+def test_an_empty_required_secret_is_a_problem() -> None:
+    assert problems_of(MINIMAL.replace("acs-secret-456", "${ACS_SECRET:-}")) == [
+        "test.yaml:10: campaign.client_secret: is empty: give the secret, e.g. through ${ENV_VAR}"
+    ]

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from crmbridge.config.types import ColumnName, JournalStart, PositiveDuration, ServiceUrl, Strict
+from crmbridge.config.types import ColumnName, JournalStart, OptionalSecret, PositiveDuration, ServiceUrl, Strict
 from crmbridge.records import EmailEvent, EventType
 
 __all__ = [
@@ -133,9 +133,9 @@ class SftpLocation(Strict):
     host: str = Field(min_length=1, description="e.g. acme.campaign.adobe.com")
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=22, description="SSH port.")
     username: str = Field(min_length=1, description="SFTP user.")
-    password: SecretStr | None = Field(default=None, description="Password; or use private_key.")
+    password: OptionalSecret = Field(default=None, description="Password; or use private_key.")
     private_key: Path | None = Field(default=None, description="Private key file; or use password.")
-    private_key_passphrase: SecretStr | None = Field(default=None, description="Passphrase of the private key.")
+    private_key_passphrase: OptionalSecret = Field(default=None, description="Passphrase of the private key.")
     known_hosts: Path | None = Field(default=None, description="known_hosts file; default: the user's own.")
     remote_dir: str = Field(default="d365_loads/exports", min_length=1, description="Folder holding the files.")
 

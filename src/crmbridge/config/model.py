@@ -6,13 +6,13 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from crmbridge.config.checks import find_cross_problems
 from crmbridge.config.connections import CampaignSettings, DynamicsSettings
 from crmbridge.config.events import EventsSettings
 from crmbridge.config.mappings import TableMapping
-from crmbridge.config.types import ColumnName, Duration, PositiveDuration, Strict
+from crmbridge.config.types import ColumnName, Duration, OptionalSecret, PositiveDuration, Strict
 
 __all__ = [
     "CAMPAIGN_OPT_OUT_FIELDS",
@@ -118,7 +118,7 @@ class ServiceSettings(Strict):
 
     host: str = Field(default="127.0.0.1", min_length=1, description="Dashboard and /metrics bind address.")
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8321, description="Dashboard and /metrics port.")
-    dashboard_token: SecretStr | None = Field(default=None, description="Required by the dashboard's write actions.")
+    dashboard_token: OptionalSecret = Field(default=None, description="Required by the dashboard's write actions.")
     shutdown_grace: PositiveDuration = Field(default=timedelta(seconds=10), description="Time to finish a batch.")
     log_format: Literal["auto", "json", "text"] = Field(default="auto", description="auto: text on a terminal.")
     interval: PositiveDuration = Field(default=timedelta(minutes=1), description="Default interval of every flow.")
