@@ -70,14 +70,14 @@ def test_random_yaml_ish_text_gives_a_config_or_a_config_error(text: str) -> Non
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCUMENTS)
 def test_many_random_yaml_documents_give_a_config_or_a_config_error(tree: dict[str, Any]) -> None:
     load_or_config_error(dump(tree))
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(YAML_ISH_TEXT)
 def test_much_random_yaml_ish_text_gives_a_config_or_a_config_error(text: str) -> None:
     load_or_config_error(text)
