@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 
+from crmbridge.exceptions import ConfigError
 from crmbridge.state import schema
 from crmbridge.state.batch import Batch
 from crmbridge.state.database import Database, normalize_url
@@ -55,9 +57,15 @@ class StateStore:
         self.dead_letters = DeadLetters(database)
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = _utc_now) -> StateStore:
-        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and apply pending migrations."""
-        database = Database(normalize_url(url))
+    def open(cls, url: str, *, create: bool = True, clock: Clock = _utc_now) -> StateStore:
+        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and apply pending migrations.
+
+        ``create=False`` refuses to create a missing SQLite file (for commands that only inspect).
+        """
+        parsed = normalize_url(url)
+        if not create and parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
+            raise ConfigError(f"no state store at {parsed.database}: nothing has been synced with this URL yet")
+        database = Database(parsed)
         try:
             database.migrate()
         except BaseException:
