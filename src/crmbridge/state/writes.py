@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from crmbridge.state import schema
 from crmbridge.state.batch import Batch, CheckpointUpdate
+from crmbridge.state.queries import chunked
 from crmbridge.state.rows import DeadLetterStatus, Flow
 
 __all__ = ["write_batch"]
@@ -67,8 +68,12 @@ def _write_links(connection: Connection, batch: Batch) -> None:
 
 def _write_pending(connection: Connection, batch: Batch) -> None:
     pending = schema.pending
-    for mapping, source_id in batch.children_unparked:
-        connection.execute(sa.delete(pending).where(pending.c.mapping == mapping, pending.c.source_id == source_id))
+    if batch.children_unparked:
+        statement = sa.delete(pending).where(
+            pending.c.mapping == sa.bindparam("b_mapping"), pending.c.source_id == sa.bindparam("b_source_id")
+        )
+        params = [{"b_mapping": mapping, "b_source_id": source_id} for mapping, source_id in batch.children_unparked]
+        connection.execute(statement, params)
     rows = [{**_shallow(child), "payload": dict(child.payload)} for child in batch.children_parked]
     if rows:
         excluded = _insert(connection, pending).excluded
@@ -87,8 +92,8 @@ def _write_events(connection: Connection, batch: Batch) -> None:
         statement = _insert(connection, schema.event_ledger).on_conflict_do_nothing(index_elements=["event_key"])
         connection.execute(statement, [_shallow(entry) for entry in batch.ledger_entries])
     unmatched = schema.unmatched_events
-    if batch.unmatched_resolved:
-        connection.execute(sa.delete(unmatched).where(unmatched.c.event_key.in_(batch.unmatched_resolved)))
+    for keys in chunked(batch.unmatched_resolved):
+        connection.execute(sa.delete(unmatched).where(unmatched.c.event_key.in_(keys)))
     rows = [
         {
             "event_key": event.event_key,
