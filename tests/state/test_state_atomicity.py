@@ -64,7 +64,7 @@ def test_a_process_killed_inside_its_commit_leaves_checkpoint_and_links_untouche
         before = seed(store)
 
     with subprocess.Popen(
-        [sys.executable, str(KILLED_WRITER), state_url, "20000"],
+        [sys.executable, str(KILLED_WRITER), state_url, "10000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -264,3 +264,17 @@ def test_runs_record_their_outcome_and_show_in_info(store: StateStore) -> None:
     assert (summary.flow, summary.scope, summary.last_run_status) == ("tables", "contacts", "succeeded")
     with pytest.raises(KeyError):
         store.finish_run("no-such-run", RunStatus.FAILED)
+
+
+def test_a_dead_letter_reason_never_stores_a_registered_secret(store: StateStore) -> None:
+    from crmbridge.redaction import REDACTED, register_secret
+
+    secret = "state-test-secret-9f8e7d6c"
+    register_secret(secret)
+    batch = Batch(Flow.TABLES, "contacts")
+    batch.dead_letter(DeadLetter(Flow.TABLES, "contacts", "id-1", None, "AuthenticationError", f"token {secret}", T0))
+    store.commit(batch)
+
+    (letter,) = store.dead_letters.list()
+    assert secret not in letter.reason
+    assert REDACTED in letter.reason

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crmbridge.exceptions import ConfigError
+from crmbridge.redaction import redact
 from crmbridge.state import schema
 from crmbridge.state.batch import Batch
 from crmbridge.state.database import Database, normalize_url
@@ -103,7 +104,9 @@ class StateStore:
         self, run_id: str, status: RunStatus, counts: Mapping[str, int] | None = None, error: str | None = None
     ) -> None:
         runs = schema.runs
-        values: dict[str, Any] = {"status": status.value, "finished_at": self._clock(), "error": error}
+        # Errors may quote URLs and headers: the store is shown on the dashboard, so secrets are masked first.
+        shown_error = redact(error) if error is not None else None
+        values: dict[str, Any] = {"status": status.value, "finished_at": self._clock(), "error": shown_error}
         values["counts"] = dict(counts) if counts is not None else None
         with self._db.writing() as connection:
             updated = connection.execute(sa.update(runs).where(runs.c.id == run_id).values(**values)).rowcount

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from crmbridge.redaction import redact
 from crmbridge.state import schema
 from crmbridge.state.batch import Batch, CheckpointUpdate
 from crmbridge.state.queries import chunked
@@ -129,7 +130,7 @@ def _write_dead_letters(connection: Connection, batch: Batch) -> None:
             "record_key": letter.record_key,
             "payload": dict(letter.payload) if letter.payload is not None else None,
             "error_class": letter.error_class,
-            "reason": letter.reason,
+            "reason": redact(letter.reason),  # shown in the CLI and dashboard: never a secret
             "attempts": letter.attempts,
             "first_failed_at": letter.first_failed_at or letter.failed_at,
             "last_failed_at": letter.failed_at,
