@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,9 @@ import typer
 from rich.console import Console
 
 from crmbridge import __version__
+from crmbridge.exceptions import ConfigError
+from crmbridge.state import StateStore
+from crmbridge.state.report import info_tables
 
 app = typer.Typer(
     name="crmbridge",
@@ -80,6 +84,36 @@ def config_schema() -> None:
 
 state_app = typer.Typer(help="Inspect the state store (checkpoints, links, dead letters, ...).", no_args_is_help=True)
 app.add_typer(state_app, name="state")
+
+DEFAULT_STATE_URL = "sqlite:///.crmbridge/state.db"
+
+
+@state_app.command("info")
+def state_info(
+    state: str = typer.Option(
+        DEFAULT_STATE_URL,
+        "--state",
+        metavar="URL",
+        help="State store URL: sqlite:///path/state.db or postgresql://user@host/db.",
+    ),
+) -> None:
+    """Show what the state store holds per flow: checkpoint age, links, deleted, parked children, open dead letters,
+    conflicts, event ledger, unmatched events and the last run.
+
+    Opening the store applies pending schema migrations; a missing SQLite file is reported, not created.
+    """
+    try:
+        with StateStore.open(state, create=False) as store:
+            info = store.info()
+    except ConfigError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"state store {info.url} (schema revision {info.schema_revision})")
+    tables = info_tables(info, datetime.now(UTC))
+    if not tables:
+        console.print("The store is empty: no flow has committed anything yet.")
+    for table in tables:
+        console.print(table)
 
 
 # --- emulate ------------------------------------------------------------------------------------------------
