@@ -29,16 +29,19 @@ async def test_post_profile_returns_201_with_documented_defaults(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     body = await create(client, headers, {"email": "john.doe@mail.com"})
-    assert body["PKey"].startswith("@") and len(body["PKey"]) >= 60
+    assert body["PKey"].startswith("@")
+    assert len(body["PKey"]) >= 60
     assert body["href"] == f"{BASE}{STD}/{body['PKey']}"
     for flag in ("blackList", "blackListEmail", "blackListMobile", "blackListPhone", "blackListPostalMail",
                  "blackListFax", "blackListPushnotification", "ccpaOptOut"):  # fmt: skip
         assert body[flag] is False
     assert (body["gender"], body["emailFormat"], body["preferredLanguage"]) == ("unknown", "unknown", "none")
-    assert body["firstName"] == "" and body["birthDate"] == ""
+    assert body["firstName"] == ""
+    assert body["birthDate"] == ""
     assert body["domain"] == "mail.com"
     assert body["created"] == body["lastModified"]
-    assert len(body["created"]) == len("2019-09-25 23:20:35.000Z") and body["created"].endswith("Z")
+    assert len(body["created"]) == len("2019-09-25 23:20:35.000Z")
+    assert body["created"].endswith("Z")
     assert body["subscriptions"] == {"href": f"{BASE}{STD}/{body['PKey']}/subscriptions/"}
     assert "cusLoyaltyTier" not in body
 
@@ -76,7 +79,8 @@ async def test_deny_list_names_are_accepted_on_input_and_emitted_as_black_list(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     body = await create(client, headers, {"email": "c@example.com", "denyListEmail": True})
-    assert body["blackListEmail"] is True and "denyListEmail" not in body
+    assert body["blackListEmail"] is True
+    assert "denyListEmail" not in body
 
 
 @pytest.mark.anyio
@@ -100,7 +104,8 @@ async def test_extension_fields_only_on_ext_and_custom_key_addresses_the_profile
     assert std.status_code == 500
     assert std.json()["message"] == f"{RST} 'cusLoyaltyTier' property is not valid for the 'profile' resource"
     by_key = await client.get(f"{EXT}/crm-1", headers=headers)
-    assert by_key.status_code == 200 and by_key.json()["PKey"] == created["PKey"]
+    assert by_key.status_code == 200
+    assert by_key.json()["PKey"] == created["PKey"]
     patched = await client.patch(f"{EXT}/crm-1", json={"firstName": "Zoë"}, headers=headers)
     assert patched.json()["PKey"] == created["PKey"]
     change = await client.patch(f"{EXT}/crm-1", json={"externalId": "crm-2"}, headers=headers)
@@ -189,8 +194,10 @@ async def test_next_href_pages_through_every_row_once_with_opaque_cursors(
 ) -> None:
     await client.post("/_emulator/seed", json={"profiles": 57})
     first = (await client.get(f"{STD}?_lineCount=10", headers=headers)).json()
-    assert len(first["content"]) == 10 and first["serverSidePagination"] is True
-    assert "_lineStart=%40" in first["next"]["href"] and "_lineCount=10" in first["next"]["href"]
+    assert len(first["content"]) == 10
+    assert first["serverSidePagination"] is True
+    assert "_lineStart=%40" in first["next"]["href"]
+    assert "_lineCount=10" in first["next"]["href"]
     rows = await _walk(client, headers, f"{BASE}{STD}?_lineCount=10")
     assert len({r["PKey"] for r in rows}) == len(rows) == 57
     default_page = (await client.get(STD, headers=headers)).json()
@@ -204,7 +211,8 @@ async def test_order_last_modified_desc_walks_newest_first(client: httpx.AsyncCl
     await client.post("/_emulator/seed", json={"profiles": 40})
     rows = await _walk(client, headers, f"{BASE}{STD}?_lineCount=7&_order=lastModified%20desc")
     stamps = [r["lastModified"] for r in rows]
-    assert len(rows) == 40 and stamps == sorted(stamps, reverse=True)
+    assert len(rows) == 40
+    assert stamps == sorted(stamps, reverse=True)
     ascending = await _walk(client, headers, f"{BASE}{STD}?_lineCount=7&_order=email")
     assert [r["email"] for r in ascending] == sorted(r["email"] for r in rows)
 
@@ -214,7 +222,8 @@ async def test_big_table_needs_force_pagination_for_next(client: httpx.AsyncClie
     await client.post("/_emulator/config", json={"bigTableThreshold": 20})
     await client.post("/_emulator/seed", json={"profiles": 30})
     plain = (await client.get(f"{STD}?_lineCount=10", headers=headers)).json()
-    assert "next" not in plain and plain["serverSidePagination"] is False
+    assert "next" not in plain
+    assert plain["serverSidePagination"] is False
     forced = (await client.get(f"{STD}?_lineCount=10&_forcePagination=true", headers=headers)).json()
     assert "_forcePagination=true" in forced["next"]["href"]
     assert len(await _walk(client, headers, f"{BASE}{STD}?_lineCount=10&_forcePagination=true")) == 30
@@ -268,7 +277,8 @@ async def test_resource_type_metadata_lists_fields_and_filters(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     meta = (await client.get("/acme/campaign/profileAndServices/resourceType/profile", headers=headers)).json()
-    assert meta["schema"] == "nms:recipient" and meta["data"] == "/profileAndServices/profile/"
+    assert meta["schema"] == "nms:recipient"
+    assert meta["data"] == "/profileAndServices/profile/"
     assert meta["content"]["gender"]["values"]["male"]["value"] == 1
     assert "cusLoyaltyTier" not in meta["content"]
     filters = (await client.get(meta["filters"]["href"], headers=headers)).json()
@@ -276,4 +286,5 @@ async def test_resource_type_metadata_lists_fields_and_filters(
     ext_meta = (await client.get("/acme/campaign/profileAndServicesExt/resourceType/profile", headers=headers)).json()
     assert "cusLoyaltyTier" in ext_meta["content"]
     root = (await client.get("/acme/campaign/profileAndServicesExt/", headers=headers)).json()
-    assert root["apiName"] == "resourceType" and root["cusVehicle"]["type"] == "collection"
+    assert root["apiName"] == "resourceType"
+    assert root["cusVehicle"]["type"] == "collection"
