@@ -61,7 +61,8 @@ async def test_privacy_delete_request_runs_new_processing_complete_and_removes_t
     profile = await post(client, headers, f"{STD}/profile", {"email": "forget.me@mail.com"})
     request = await post(client, headers, PRIVACY,
                          {"name": "PT11832", "namespaceName": "defaultNamespace1", "label": "Delete customers",
-                          "reconciliationValue": "forget.me@mail.com", "regulation": "gdpr", "type": "delete"})  # fmt: skip
+                          "reconciliationValue": "forget.me@mail.com", "regulation": "gdpr",
+                          "type": "delete"})  # fmt: skip
     assert request["status"] == "new"
     assert request["title"] == "Delete customers (PT11832)"
     assert request["retryCount"] == 0
