@@ -120,7 +120,8 @@ def test_cli_serves_ims_and_api_over_a_real_socket_and_keeps_data_in_the_db_file
     clients = tmp_path / "clients.json"
     clients.write_text('[{"client_id": "sock", "client_secret": "pw", "tenants": ["acme"]}]')
     command = [sys.executable, "-m", "crmbridge", "emulate", "campaign", "--port", str(port),
-               "--db", str(tmp_path / "acs.db"), "--seed", "30", "--clients", str(clients), "--pkey-salt", "s"]  # fmt: skip
+               "--db", str(tmp_path / "acs.db"), "--seed", "30", "--clients", str(clients),
+               "--pkey-salt", "s"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         base = f"http://127.0.0.1:{port}"
