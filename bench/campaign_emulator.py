@@ -58,7 +58,8 @@ async def _measure(profiles: int, pages: int, scan_rows: int, db_path: str) -> d
         while url and scanned < scan_rows:
             page = (await http.get(url, headers=headers)).json()
             stamps = [row["lastModified"] for row in page["content"]]
-            assert stamps == sorted(stamps, reverse=True) and (previous is None or stamps[0] <= previous)
+            assert stamps == sorted(stamps, reverse=True)
+            assert previous is None or stamps[0] <= previous
             previous = stamps[-1] if stamps else previous
             scanned += len(stamps)
             url = (page.get("next") or {}).get("href")
