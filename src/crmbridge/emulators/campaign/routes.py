@@ -207,7 +207,9 @@ async def _resource(call: Call, spec: ResourceSpec, rest: list[str]) -> Response
     if not rest:
         if method == "POST":
             return await _create(call, spec)
-        return _list(call, spec, [])
+        if method == "GET":
+            return _list(call, spec, [])
+        raise errors.unknown_resource()  # PUT/PATCH/DELETE on a collection: no such operation (inferred)
     first = rest[0]
     if first.startswith("@"):
         row_id = ctx.pkeys.decode(spec.name, first)
