@@ -133,7 +133,7 @@ class EventsHub:
 
     # --- publishing ---------------------------------------------------------------------------------------
 
-    def release_due(self) -> int:
+    def release_due(self, *, run_due_export: bool = True) -> int:
         """Publish what has happened by now, drop what is past retention, run the export when it is due."""
         now = self.clock()
         due = self.store.due(now)
@@ -141,7 +141,7 @@ class EventsHub:
             entries = disorder([(event_id, envelope) for _, event_id, envelope in due], self.faults, self._fault_rng)
             self.store.release([row_id for row_id, _, _ in due], entries, now)
         self.store.expire(now - self.retention)
-        if self._export_due(now):
+        if run_due_export and self._export_due(now):
             self.run_export()
         return len(due)
 

@@ -121,7 +121,7 @@ def operator_routes(hub: EventsHub, resolve_targets: TargetResolver) -> list[Bas
         return JSONResponse({**settings, "partialUploads": [str(p) for p in hub.exporter.partial_uploads]})
 
     async def run_export(request: Request) -> Response:
-        hub.release_due()
+        hub.release_due(run_due_export=False)  # this run is the one that exports what was just released
         return JSONResponse({"written": [str(path) for path in hub.run_export()]})
 
     async def complete_exports(request: Request) -> Response:
