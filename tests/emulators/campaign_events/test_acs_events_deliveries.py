@@ -162,3 +162,17 @@ async def test_bad_delivery_requests_get_400_saying_what_is_wrong(
     response = await http.post("/_emulator/deliveries", json=body)
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+async def test_deliveries_simulated_with_the_same_seed_never_share_an_event_id(
+    http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    for delivery in ("DM1", "DM2"):
+        await simulate(http, target={"count": 40}, rates=RATES, seed=3, delivery={"id": delivery})
+    clock.advance(timedelta(days=6))
+    ids: list[str] = []
+    url = JOURNAL_PATH
+    while (response := await http.get(url, headers=HEADERS)).status_code == 200:
+        ids.extend(entry["event"]["eventid"] for entry in response.json()["events"])
+        (url,) = [link.split(">")[0][1:] for link in response.headers.get_list("link") if 'rel="next"' in link]
+    assert len(ids) == len(set(ids)) > 80

@@ -9,6 +9,7 @@ released batch is reordered and a seeded share is appended twice, with the same 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
@@ -115,7 +116,13 @@ class EventsHub:
         """Schedule every event of the delivery; those already in the past are published at once."""
         first_broadlog = self.store.next_counter("next_broadlog_id", len(targets))
         first_tracking = int(self.store.get_meta("next_tracking_log_id") or "1")
-        events = simulate(spec, targets, first_broadlog_id=first_broadlog, first_tracking_log_id=first_tracking)
+        events = simulate(
+            spec,
+            targets,
+            first_broadlog_id=first_broadlog,
+            first_tracking_log_id=first_tracking,
+            id_namespace=uuid.UUID(hex=self.store.journal_id),
+        )
         tracked = sum(1 for event in events if event.tracking_log_id is not None)
         self.store.set_meta("next_tracking_log_id", str(first_tracking + tracked))
         rows = []
