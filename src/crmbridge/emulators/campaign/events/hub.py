@@ -2,8 +2,9 @@
 
 An event is *published* once the injected clock reaches its occurrence time (:meth:`EventsHub.release_due`,
 called on every journal and operator request and by :meth:`EventsHub.pump`). Publishing is where the
-journal's documented imperfections are injected (§A.8: at least once, unordered): a seeded share of each
-released batch is reordered and a seeded share is appended twice, with the same event id.
+journal's documented imperfections are injected (§A.8: at least once, unordered): seeded shares of the
+events are swapped within their round, held back to a later round, or appended twice with the same event id.
+Exports are not affected: they read what has happened, as ACS's own logs do.
 """
 
 from __future__ import annotations
@@ -33,15 +34,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class JournalFaults:
-    """Shares of published events that are swapped with a later one, or published a second time."""
+    """Shares of published events that are swapped with a later one, held back, or published a second time.
+
+    ``reorder_rate`` swaps events within one publication round; ``delay_rate`` holds an event back until the
+    next round, after the events published meanwhile, which reorders even when rounds are small (a served
+    emulator publishes every second).
+    """
 
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
+    delay_rate: float = 0.0
     seed: int = 0
     window: int = 5  # how many places away a swapped event or a duplicate lands (inferred)
 
     def __post_init__(self) -> None:
-        for name in ("duplicate_rate", "reorder_rate"):
+        for name in ("duplicate_rate", "reorder_rate", "delay_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.window < 1:
@@ -144,13 +151,18 @@ class EventsHub:
         """Publish what has happened by now, drop what is past retention, run the export when it is due."""
         now = self.clock()
         due = self.store.due(now)
+        held_before = [event for event in due if event.held]
+        fresh = [event for event in due if not event.held]
+        hold = [event for event in fresh if self._fault_rng.random() < self.faults.delay_rate]
+        published = [event for event in fresh if event not in hold]
+        entries = disorder([(e.event_id, e.envelope_json) for e in published], self.faults, self._fault_rng)
+        entries += [(event.event_id, event.envelope_json) for event in held_before]  # late: after newer events
         if due:
-            entries = disorder([(event_id, envelope) for _, event_id, envelope in due], self.faults, self._fault_rng)
-            self.store.release([row_id for row_id, _, _ in due], entries, now)
+            self.store.release(due, entries, hold, now)
         self.store.expire(now - self.retention)
         if run_due_export and self._export_due(now):
             self.run_export()
-        return len(due)
+        return len(entries)
 
     async def pump(self, every_s: float = 1.0) -> None:
         """Release events in the background (for a served emulator whose clients may only read SFTP)."""
