@@ -44,11 +44,11 @@ CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY, report TEXT NOT N
 
 def db_time(moment: datetime) -> str:
     """Fixed-width UTC text, so SQLite compares times as strings in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _from_db_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)
