@@ -237,11 +237,12 @@ async def test_a_page_carries_next_and_the_other_documented_link_relations(
         ({**HEADERS, "Authorization": "Bearer expired"}, 401, "401013"),
         ({"Authorization": "Bearer good-token", "x-ims-org-id": "4CC7D9704674CFB2138A2C54@AdobeOrg"}, 403, "403000"),
         ({**HEADERS, "x-api-key": "someone-else"}, 403, "403003"),
+        ({**HEADERS, "x-api-key": "clé-à-moi".encode()}, 403, "403003"),  # non-ASCII bytes on the wire
         ({**HEADERS, "x-ims-org-id": "OTHER@AdobeOrg"}, 403, None),
     ],
 )
 async def test_journal_refuses_callers_without_valid_credentials(
-    http: httpx.AsyncClient, headers: dict[str, str], status: int, code: str | None
+    http: httpx.AsyncClient, headers: dict[str, str | bytes], status: int, code: str | None
 ) -> None:
     response = await http.get(JOURNAL_PATH, headers=headers)
     assert response.status_code == status

@@ -154,7 +154,8 @@ class EventsHub:
         held_before = [event for event in due if event.held]
         fresh = [event for event in due if not event.held]
         hold = [event for event in fresh if self._fault_rng.random() < self.faults.delay_rate]
-        published = [event for event in fresh if event not in hold]
+        held_ids = {event.id for event in hold}
+        published = [event for event in fresh if event.id not in held_ids]
         entries = disorder([(e.event_id, e.envelope_json) for e in published], self.faults, self._fault_rng)
         entries += [(event.event_id, event.envelope_json) for event in held_before]  # late: after newer events
         if due:

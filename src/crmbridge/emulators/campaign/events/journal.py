@@ -110,7 +110,8 @@ async def _check_caller(
     api_key = request.headers.get("x-api-key")
     if not api_key:
         return JSONResponse({"error_code": "403000", "message": "Api Key is required"}, status_code=403)
-    if not hmac.compare_digest(api_key, token.client_id) or api_key != registration.client_id:
+    matches_token = hmac.compare_digest(api_key.encode(), token.client_id.encode())
+    if not matches_token or api_key != registration.client_id:
         return JSONResponse({"error_code": "403003", "message": "Api Key is invalid"}, status_code=403)
     if required_scope and required_scope not in token.scopes:
         # §A.3: the journal needs the I/O Management API scope; §A.7 suggests 403 (inferred body)
