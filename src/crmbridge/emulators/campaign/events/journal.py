@@ -205,14 +205,13 @@ class _Answerer:
 
     def _body(self, rows: list[JournalRow]) -> str:
         journal_id, client_id = self.hub.store.journal_id, self.registration.client_id
-        events = [
-            {
-                "position": format_position(journal_id, row.seq),
-                "event": addressed_to(json.loads(row.envelope_json), client_id),
-            }
-            for row in rows
-        ]
-        return json.dumps({"events": events, "_page": {"last": events[-1]["position"], "count": len(events)}})
+        positions = [json.dumps(format_position(journal_id, row.seq)) for row in rows]
+        events = ",".join(
+            f'{{"position": {position}, "event": {addressed_to(row.envelope_json, client_id)}}}'
+            for position, row in zip(positions, rows, strict=True)
+        )
+        page = json.dumps({"last": json.loads(positions[-1]), "count": len(rows)})
+        return f'{{"events": [{events}], "_page": {page}}}'
 
 
 class _Links:
