@@ -132,11 +132,9 @@ class EventsHub:
         )
         tracked = sum(1 for event in events if event.tracking_log_id is not None)
         self.store.set_meta("next_tracking_log_id", str(first_tracking + tracked))
-        rows = []
-        for event in events:
-            kind, row = export_row(event)
-            rows.append(ScheduledRow(event.event_id, event.occurred_at, cloud_event(event), kind, row))
-        self.store.schedule(rows)
+        self.store.schedule(
+            ScheduledRow(event.event_id, event.occurred_at, cloud_event(event), *export_row(event)) for event in events
+        )
         report = report_of(spec, len(targets), events)
         self.store.add_delivery(report.as_json())
         self.release_due()
