@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from crmbridge.emulators.faults import DroppedConnection, FaultConfig
-from fault_service import TinyService
+from tests.fault_service import TinyService
 
 
 @pytest.mark.anyio

@@ -7,8 +7,8 @@ import pytest
 
 from crmbridge.emulators.faults import FaultConfig
 from crmbridge.http import Action, AdaptiveLimiter, HttpStats, MaybeAppliedError, RetryPolicy
-from fault_service import TinyService
-from http_fakes import FakeTime
+from tests.fault_service import TinyService
+from tests.http_fakes import FakeTime
 
 
 def classify(response: httpx.Response) -> Action:

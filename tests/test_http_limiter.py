@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from crmbridge.http import Action, AdaptiveLimiter, RetryPolicy
-from http_fakes import FakeTime, ScriptedTransport
+from tests.http_fakes import FakeTime, ScriptedTransport
 
 
 def limiter_on(fake: FakeTime, **settings: int | float) -> AdaptiveLimiter:

@@ -12,7 +12,7 @@ import structlog
 
 from crmbridge.exceptions import RateLimited, TransientError
 from crmbridge.http import Action, HttpStats, MaybeAppliedError, RetryPolicy, parse_retry_after
-from http_fakes import FakeTime, ScriptedTransport
+from tests.http_fakes import FakeTime, ScriptedTransport
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
