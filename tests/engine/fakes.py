@@ -1,0 +1,124 @@
+"""In-memory stand-ins for the two ports of a flow: a change-tracked table and a Campaign resource.
+
+They model only what the ports promise (pages, delta links, expiry; upsert by business key), so the tables flow's
+own logic can be tested fast and exactly. End-to-end behaviour against the emulators is tested in tests/e2e.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmbridge.engine.ports import ChangePage, ParentRef
+from crmbridge.exceptions import CheckpointExpired, RecordError, TransientError
+from crmbridge.records import SourceChange, Tombstone
+
+
+@dataclass
+class FakeTable:
+    """A Dataverse table with change tracking: every write bumps a version; delta links name a version."""
+
+    name: str
+    key: str
+    page_size: int = 3
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    version: int = 0
+    expired_before: int = 0  # delta links older than this version are refused
+    reads: list[str] = field(default_factory=list)
+
+    def put(self, row_id: str, **values: Any) -> None:
+        self.version += 1
+        self.rows[row_id] = {self.key: row_id, **self.rows.get(row_id, {}), **values}
+        self.versions[row_id] = self.version
+        self.deleted.pop(row_id, None)
+
+    def delete(self, row_id: str) -> None:
+        self.version += 1
+        self.rows.pop(row_id, None)
+        self.versions.pop(row_id, None)
+        self.deleted[row_id] = self.version
+
+    async def read(
+        self, *, columns: Sequence[str], delta_link: str | None, next_link: str | None
+    ) -> AsyncIterator[ChangePage]:
+        if next_link is not None:
+            kind, since, offset, snapshot = next_link.split(":")
+            start, base, at = int(offset), int(since), int(snapshot)
+        else:
+            base = 0
+            if delta_link is not None:
+                base = int(delta_link.split(":")[1])
+                if base < self.expired_before:
+                    raise CheckpointExpired(f"delta token {delta_link} expired")
+            kind, start, at = ("delta" if delta_link else "full"), 0, self.version
+        self.reads.append(f"{kind}:{base}:{start}")
+        changes: list[SourceChange | Tombstone] = []
+        for row_id, version in sorted(self.versions.items(), key=lambda item: item[1]):
+            if version > base:
+                row = self.rows[row_id]
+                changes.append(SourceChange(self.name, row_id, {c: row.get(c) for c in columns}))
+        if kind == "delta":
+            changes += [
+                Tombstone(self.name, i) for i, v in sorted(self.deleted.items(), key=lambda x: x[1]) if v > base
+            ]
+        while True:
+            chunk = changes[start : start + self.page_size]
+            start += self.page_size
+            more = start < len(changes)
+            yield ChangePage(
+                chunk,
+                next_link=f"{kind}:{base}:{start}:{at}" if more else None,
+                delta_link=None if more else f"delta:{at}",
+            )
+            if not more:
+                return
+
+
+@dataclass
+class FakeResource:
+    """A Campaign resource keyed by business key; can refuse chosen keys and fail after N writes."""
+
+    name: str
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refuse: set[str] = field(default_factory=set)
+    fail_after: int | None = None
+    writes: int = 0
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    parents_seen: dict[str, dict[str, ParentRef]] = field(default_factory=dict)
+
+    def _count(self) -> None:
+        if self.fail_after is not None and self.writes >= self.fail_after:
+            raise TransientError("outage (fake)")
+        self.writes += 1
+
+    async def upsert(
+        self, key: str, values: Mapping[str, Any], *, known: bool, parents: Mapping[str, ParentRef]
+    ) -> None:
+        if key in self.refuse:
+            raise RecordError(f"XTK-170036 Unable to parse expression for {key} (fake)")
+        self._count()
+        self.calls.append(("update" if key in self.records else "create", key))
+        self.records[key] = _merge(self.records.get(key, {}), values)
+        if parents:
+            self.parents_seen[key] = dict(parents)
+
+    async def delete(self, key: str) -> None:
+        self._count()
+        self.calls.append(("delete", key))
+        self.records.pop(key, None)
+
+    async def fetch(self, key: str) -> Mapping[str, Any] | None:
+        return self.records.get(key)
+
+
+def _merge(old: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = dict(value) if isinstance(value, Mapping) else value
+    return merged
