@@ -122,3 +122,66 @@ def _merge(old: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = dict(value) if isinstance(value, Mapping) else value
     return merged
+
+
+@dataclass
+class FakeEventFeed:
+    """A journal-like source: a list of events, a position per batch, optional expiry of old positions."""
+
+    events: list[Any]
+    batch_size: int = 3
+    oldest_kept: int = 0  # positions before this index are gone (HTTP 410)
+    gap_started_at: int | None = None  # after a gap, reading resumes here (the oldest event still kept)
+
+    async def batches(self, position: str | None, *, after_gap: bool = False) -> AsyncIterator[Any]:
+        from crmbridge.engine.ports import EventBatch
+
+        start = int(position) if position is not None else (self.oldest_kept if after_gap else 0)
+        if position is not None and start < self.oldest_kept:
+            raise CheckpointExpired(f"position {position} is older than the retention (fake 410)")
+        while True:
+            chunk = self.events[start : start + self.batch_size]
+            start += len(chunk)
+            yield EventBatch(chunk, position=str(start), caught_up=start >= len(self.events))
+            if start >= len(self.events):
+                return
+
+
+@dataclass
+class FakeDynamics:
+    """Activities, tasks and contact roll-ups as Dataverse would hold them after upserts by id."""
+
+    contacts: set[str]
+    activities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contact_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail_after: int | None = None
+    calls: int = 0
+
+    def _contact_of(self, values: Mapping[str, Any]) -> str:
+        bind = next(v for k, v in values.items() if k.startswith("regardingobjectid_contact_"))
+        return str(bind)[len("/contacts(") : -1]
+
+    async def upsert_activities(self, rows: Sequence[Any]) -> Mapping[str, RecordError]:
+        from crmbridge.engine.ports import MissingContact
+
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise TransientError("outage (fake)")
+        errors: dict[str, RecordError] = {}
+        for row in rows:
+            if self._contact_of(row.values) not in self.contacts:
+                errors[row.activity_id] = MissingContact(f"contact With Id = {row.contact_id} Does Not Exist (fake)")
+            else:
+                self.activities[row.activity_id] = {"@table": row.entity_set, **row.values}
+        return errors
+
+    async def upsert_tasks(self, rows: Sequence[Any]) -> Mapping[str, RecordError]:
+        for row in rows:
+            self.tasks[row.activity_id] = dict(row.values)
+        return {}
+
+    async def update_contacts(self, values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, RecordError]:
+        for contact, columns in values.items():
+            self.contact_values.setdefault(contact, {}).update(columns)
+        return {}

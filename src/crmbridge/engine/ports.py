@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
-from crmbridge.records import SourceChange, Tombstone
+from crmbridge.exceptions import RecordError
 
-__all__ = ["ChangeFeed", "ChangePage", "ParentRef", "RecordTarget", "RowLookup"]
+if TYPE_CHECKING:
+    from crmbridge.engine.activities import ActivityRow, TaskRow
+from crmbridge.records import EmailEvent, SourceChange, Tombstone
+
+__all__ = [
+    "ActivitySink",
+    "ChangeFeed",
+    "ChangePage",
+    "EventBatch",
+    "EventFeed",
+    "MissingContact",
+    "ParentRef",
+    "RecordTarget",
+    "RejectedEvent",
+    "RowLookup",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +83,43 @@ class RecordTarget(Protocol):
     async def fetch(self, key: str) -> Mapping[str, Any] | None:
         """The record as the target holds it now, or None (dry-run diffs and reconcile)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event (or export row) that could not become an EmailEvent: kept with its reason, never dropped."""
+
+    key: str  # source event id, or file:line
+    reason: str
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """A batch of email events and the position to store once they are written."""
+
+    events: Sequence[EmailEvent]
+    position: str  # opaque to the flow: journal cursor or export (file, line)
+    rejected: Sequence[RejectedEvent] = ()
+    caught_up: bool = False  # the source has nothing more right now
+    lag: timedelta | None = None  # how far behind the source's head (journal retention is 7 days)
+
+
+class EventFeed(Protocol):
+    """Email events from one source, resumable from a stored position."""
+
+    def batches(self, position: str | None, *, after_gap: bool = False) -> AsyncIterator[EventBatch]: ...
+
+
+class MissingContact(RecordError):
+    """The contact an event regards does not exist in Dynamics: the event is kept as unmatched."""
+
+
+class ActivitySink(Protocol):
+    """Dynamics writes of the events flow. Each call returns the rows it could not write, by id, with why."""
+
+    async def upsert_activities(self, rows: Sequence[ActivityRow]) -> Mapping[str, RecordError]: ...
+
+    async def upsert_tasks(self, rows: Sequence[TaskRow]) -> Mapping[str, RecordError]: ...
+
+    async def update_contacts(self, values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, RecordError]: ...
