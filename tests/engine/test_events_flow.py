@@ -26,7 +26,8 @@ version: 1
 dynamics: {org_url: "https://contoso.crm.dynamics.com", tenant_id: t, client_id: c, client_secret: s3cr3t-value}
 campaign: {organization: acme, client_id: c, client_secret: s3cr3t-value}
 events:
-  source: {journal: {url: "https://events-va6.adobe.io/events/organizations/1/integrations/2/3", ims_org_id: "X@AdobeOrg"}}
+  source:
+    journal: {url: "https://events-va6.adobe.io/events/organizations/1/integrations/2/3", ims_org_id: "X@AdobeOrg"}
   rollups: {enabled: true}
   followup_tasks: {on_click: true, on_hard_bounce: true}
 """
