@@ -185,3 +185,69 @@ class FakeDynamics:
         for contact, columns in values.items():
             self.contact_values.setdefault(contact, {}).update(columns)
         return {}
+
+
+@dataclass
+class FakeContacts:
+    """Dataverse contacts for the opt-out flow: a change-tracked FakeTable plus reads with ETags."""
+
+    table: FakeTable
+    now: Any  # callable returning the current datetime
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def edit(self, contact_id: str, **values: Any) -> None:
+        self.table.put(contact_id, modifiedon=self.now().isoformat().replace("+00:00", "Z"), **values)
+
+    async def read_contact(self, contact_id: str, columns: Sequence[str]) -> tuple[Mapping[str, Any], str] | None:
+        row = self.table.rows.get(contact_id)
+        if row is None:
+            return None
+        return dict(row), f'W/"{self.table.versions[contact_id]}"'
+
+    async def write_contact(self, contact_id: str, values: Mapping[str, Any], *, etag: str) -> bool:
+        if etag != f'W/"{self.table.versions[contact_id]}"':
+            return False
+        self.writes.append((contact_id, dict(values)))
+        self.edit(contact_id, **values)
+        return True
+
+
+@dataclass
+class FakeProfiles:
+    """ACS profiles keyed by externalId, with lastModified and (optionally) per-flag timestamps."""
+
+    now: Any
+    per_flag_timestamps: bool = True
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    before_read: Any = None  # hook: called with the contact id before each read_profile (to simulate races)
+
+    def edit(self, contact_id: str, **values: Any) -> None:
+        stamp = self.now().strftime("%Y-%m-%d %H:%M:%S.000Z")
+        profile = self.profiles.setdefault(contact_id, {"externalId": contact_id})
+        profile.update(values)
+        profile["lastModified"] = stamp
+        if self.per_flag_timestamps:
+            for name in values:
+                if name.startswith("blackList"):
+                    profile[f"{name}LastModified"] = stamp
+
+    async def modified_since(self, watermark: Any) -> AsyncIterator[Mapping[str, Any]]:
+        from crmbridge.mapping.values import parse_timestamp as parse_acs_time
+
+        ordered = sorted(self.profiles.values(), key=lambda p: p["lastModified"], reverse=True)
+        for profile in ordered:
+            modified = parse_acs_time(profile["lastModified"])
+            if watermark is not None and modified is not None and modified < watermark:
+                return
+            yield dict(profile)
+
+    async def read_profile(self, contact_id: str) -> Mapping[str, Any] | None:
+        if self.before_read is not None:
+            self.before_read(contact_id)
+        found = self.profiles.get(contact_id)
+        return dict(found) if found is not None else None
+
+    async def write_profile(self, contact_id: str, values: Mapping[str, Any]) -> None:
+        self.writes.append((contact_id, dict(values)))
+        self.edit(contact_id, **values)

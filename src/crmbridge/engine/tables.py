@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmbridge.engine.decide import Decision, Outcome, ReadKind, decide
+from crmbridge.engine.optout_merge import pair_key
 from crmbridge.engine.ports import ChangeFeed, ChangePage, RecordTarget
 from crmbridge.engine.table_spec import TableSpec
 from crmbridge.exceptions import CheckpointExpired, ProtocolError, RecordError
+from crmbridge.mapping.values import parse_timestamp
 from crmbridge.records import SourceChange, Tombstone
-from crmbridge.state import Batch, DeadLetter, Flow, LinkRow, ParkedChild, RunStatus, StateStore
+from crmbridge.state import Batch, DeadLetter, Flow, LinkRow, OptOutState, ParkedChild, RunStatus, StateStore
 
 __all__ = ["PassStats", "ReadKind", "TablesFlow"]
 
@@ -302,6 +304,9 @@ class TablesFlow:
                 )
                 if self.spec.parents:
                     batch.unpark(self.spec.name, decision.source_id)
+                if decision.outcome is Outcome.CREATE:
+                    for state in _created_optout_bases(self.spec, decision, now):
+                        batch.set_optout_state(state)
             elif decision.outcome is Outcome.DELETE:
                 batch.mark_deleted(self.spec.name, [decision.source_id], now)
             elif decision.outcome is Outcome.PARK:
@@ -426,6 +431,19 @@ class TablesFlow:
             stats.samples.append(
                 {"outcome": decision.outcome.value, "key": decision.key, "diff": _diff(current, decision.values)}
             )
+
+
+def _created_optout_bases(spec: TableSpec, decision: Decision, now: datetime) -> list[OptOutState]:
+    """A contact created with its opt-out flags starts with both sides agreeing: that is the opt-out base."""
+    row = decision.row or {}
+    modified = parse_timestamp(row.get("modifiedon"))
+    states = []
+    for column, acs_field in spec.create_only:
+        value = decision.values.get(acs_field)
+        if isinstance(value, bool):
+            key = pair_key(column, acs_field)
+            states.append(OptOutState(decision.source_id, key, value, value, modified, value, now, now))
+    return states
 
 
 def _touched(link: LinkRow, now: datetime) -> LinkRow:
