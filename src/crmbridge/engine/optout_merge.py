@@ -21,6 +21,7 @@ __all__ = [
     "MergeDecision",
     "OptOutMode",
     "merge_optout",
+    "pair_key",
 ]
 
 
@@ -146,3 +147,8 @@ def merge_optout(
     if rule in (ConflictRule.ADOBE, ConflictRule.OPT_OUT_WINS):
         return _resolve_conflict(rule, dynamics, campaign, f"{changed_name} opted in over the other side's opt-out")
     return _decide(False, dynamics, campaign, reason=f"{changed_name} opted in; propagated")
+
+
+def pair_key(dynamics_column: str, campaign_field: str) -> str:
+    """How a pair is named in the state store (bases, audit log, conflicts)."""
+    return f"{dynamics_column}:{campaign_field}"

@@ -107,13 +107,16 @@ class CompiledMapping:
     campaign_key: str  # ACS field holding it, e.g. externalId
     fields: tuple[_CompiledField, ...]
     passes: RowPredicate  # True when the row passes the mapping's filters
+    filter_columns: tuple[str, ...] = ()
 
     @property
     def source_columns(self) -> list[str]:
-        """The columns to ``$select``: the key and every mapped column, without duplicates, in order."""
+        """The columns to ``$select``: the key, every mapped and every filtered column, once each, in order."""
         seen: dict[str, None] = {self.source_key: None}
         for f in self.fields:
             seen.setdefault(f.dynamics, None)
+        for column in self.filter_columns:
+            seen.setdefault(column, None)
         return list(seen)
 
     def map(self, row: Mapping[str, Any]) -> MappedRecord:
@@ -166,4 +169,5 @@ def compile_mapping(
         campaign_key=campaign_key,
         fields=compiled,
         passes=compile_filter(conditions, match),
+        filter_columns=tuple(c.column for c in conditions),
     )

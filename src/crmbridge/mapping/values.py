@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from crmbridge.exceptions import RecordError
 
-__all__ = ["AcsType", "MappingError", "format_acs_datetime", "to_acs_value"]
+__all__ = ["AcsType", "MappingError", "format_acs_datetime", "parse_timestamp", "to_acs_value"]
 
 AcsType = Literal["string", "boolean", "integer", "number", "date", "datetime", "auto"]
 
@@ -33,6 +33,17 @@ def format_acs_datetime(moment: datetime) -> str:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A timestamp from either side: Dataverse ISO 8601 or ACS ``YYYY-MM-DD HH:MM:SS.mmmZ``; None if absent."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parse_datetime(text: str) -> datetime:

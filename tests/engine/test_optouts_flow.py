@@ -1,0 +1,185 @@
+"""The opt-out flow with in-memory Dynamics contacts and ACS profiles and a real SQLite state store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crmbridge.config import OptOutSettings, parse_config
+from crmbridge.engine.optouts import OptOutsFlow
+from crmbridge.state import StateStore
+from tests.engine.fakes import FakeContacts, FakeProfiles, FakeTable
+
+pytestmark = pytest.mark.anyio
+
+
+def settings(mode: str = "bidirectional", rule: str = "adobe", timestamps: str = "auto") -> OptOutSettings:
+    return parse_config(
+        f"""
+version: 1
+dynamics: {{org_url: "https://contoso.crm.dynamics.com", tenant_id: t, client_id: c, client_secret: s3cr3t-value}}
+campaign: {{organization: acme, client_id: c, client_secret: s3cr3t-value}}
+optouts:
+  mode: {mode}
+  conflict_rule: {rule}
+  timestamps: {timestamps}
+  overlap: 2m
+  pairs:
+    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
+    - {{dynamics: donotphone, campaign: blackListPhone}}
+"""
+    ).optouts
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: int = 10) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as opened:
+        yield opened
+
+
+class World:
+    def __init__(self, store: StateStore, per_flag: bool = True) -> None:
+        self.clock = Clock()
+        self.contacts = FakeContacts(FakeTable("contact", "contactid"), self.clock)
+        self.profiles = FakeProfiles(self.clock, per_flag_timestamps=per_flag)
+        self.store = store
+        for contact in ("c1", "c2", "c3"):
+            self.contacts.edit(contact, donotbulkemail=False, donotphone=False)
+            self.profiles.edit(contact, blackListEmail=False, blackListPhone=False)
+
+    async def sync(self, optouts: OptOutSettings) -> object:
+        self.clock.tick()
+        flow = OptOutsFlow(optouts, self.contacts.table, self.contacts, self.profiles, self.store, clock=self.clock)
+        return await flow.run_pass()
+
+
+async def test_first_pass_takes_both_sides_as_they_are_and_writes_nothing(store: StateStore) -> None:
+    world = World(store)
+    world.contacts.edit("c1", donotbulkemail=True)  # a difference that predates crmbridge
+    await world.sync(settings())
+    assert world.contacts.writes == []
+    assert world.profiles.writes == []
+
+
+async def test_dynamics_opt_out_reaches_campaign_in_one_pass_and_its_echo_is_ignored(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+    await world.sync(settings())
+    assert world.profiles.writes == [("c1", {"blackListEmail": True})]
+    world.clock.tick()
+    await world.sync(settings())  # the echo of our own write comes back in the next reads
+    await world.sync(settings())
+    assert world.profiles.writes == [("c1", {"blackListEmail": True})]
+    assert world.contacts.writes == []
+
+
+async def test_campaign_opt_out_reaches_dynamics(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c2", blackListPhone=True)
+    await world.sync(settings())
+    assert world.contacts.writes == [("c2", {"donotphone": True})]
+    assert world.contacts.table.rows["c2"]["donotphone"] is True
+
+
+async def test_conflict_with_equal_timestamps_keeps_the_opt_out_and_is_logged(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    # Never agreed on a value for c3 (no base yet) and both sides changed at the same second.
+    world.contacts.edit("c3", donotbulkemail=True)
+    world.profiles.edit("c3", blackListEmail=False, blackListPhone=False)
+    await world.sync(settings())
+    assert world.profiles.writes == [("c3", {"blackListEmail": True})]
+    conflicts = store.conflicts()
+    assert [
+        (c.contact_id, c.pair, c.dynamics_value, c.campaign_value, c.resolved_value, c.rule) for c in conflicts
+    ] == [("c3", "donotbulkemail:blackListEmail", True, False, True, "adobe")]
+
+
+async def test_change_in_campaign_between_poll_and_write_is_merged_not_overwritten(store: StateStore) -> None:
+    world = World(store)
+    optouts = settings(rule="campaign_wins")
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", donotphone=True)
+
+    def meanwhile(contact: str) -> None:
+        if contact == "c1" and world.profiles.profiles["c1"]["blackListPhone"] is False:
+            world.profiles.edit("c1", blackListPhone=True)  # someone opts out in Campaign at that moment
+
+    world.profiles.before_read = meanwhile
+    await world.sync(optouts)
+    assert ("c1", {"blackListPhone": True}) not in world.profiles.writes[:-1]
+    assert world.profiles.profiles["c1"]["blackListPhone"] is True
+    assert world.contacts.table.rows["c1"]["donotphone"] is True
+
+
+async def test_campaign_to_dynamics_mode_never_writes_campaign(store: StateStore) -> None:
+    world = World(store)
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+    world.profiles.edit("c2", blackListEmail=True)
+    await world.sync(optouts)
+    assert world.profiles.writes == []
+    assert world.contacts.writes == [("c2", {"donotbulkemail": True})]
+
+
+async def test_tenant_without_per_flag_timestamps_uses_the_profile_last_modified(store: StateStore) -> None:
+    world = World(store, per_flag=False)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")  # seen in agreement: the base is stored
+    await world.sync(settings())
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+    world.clock.tick(60)
+    world.profiles.edit("c1", firstName="Annie")  # a newer Campaign edit of another field moves lastModified only
+    await world.sync(settings())
+    # Against the stored base only Dynamics changed the flag: the opt-out propagates, no conflict.
+    assert world.profiles.profiles["c1"]["blackListEmail"] is True
+    assert store.conflicts() == []
+
+
+async def test_never_agreed_sides_without_per_flag_timestamps_are_decided_by_the_profile_last_modified(
+    store: StateStore,
+) -> None:
+    world = World(store, per_flag=False)
+    await world.sync(settings())
+    world.clock.tick()
+    world.contacts.edit("c2", donotbulkemail=True)
+    world.clock.tick(60)
+    world.profiles.edit("c2", firstName="Bo")
+    await world.sync(settings())
+    [conflict] = store.conflicts()
+    assert (conflict.contact_id, conflict.winner, conflict.resolved_value) == ("c2", "campaign", False)
+    assert conflict.campaign_changed_at == world.clock.now - timedelta(seconds=10)
+
+
+async def test_opt_out_made_in_campaign_while_crmbridge_is_down_is_found_after_restart(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick(3600)  # an hour with crmbridge stopped
+    world.profiles.edit("c3", blackListEmail=True)
+    world.clock.tick(3600)
+    await world.sync(settings())
+    assert world.contacts.table.rows["c3"]["donotbulkemail"] is True
