@@ -12,6 +12,7 @@ import structlog
 from crmbridge.logs import configure_logging
 from crmbridge.redaction import register_secret
 
+TEST_MARK = "test-logs"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjcm1icmlkZ2UifQ.c2lnbmF0dXJl"
 
 
@@ -27,13 +28,15 @@ def _restore_structlog() -> Iterator[None]:
 
 
 def json_lines(buffer: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+    """Lines logged by this test's logger: threads of earlier socket tests may log meanwhile, to the same stream."""
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("test") == TEST_MARK]
 
 
 def test_auto_writes_json_lines_when_not_a_tty() -> None:
     out = io.StringIO()
     configure_logging("auto", stream=out)
-    structlog.get_logger("t").info("sync.started", flow="contacts", batch=3)
+    structlog.get_logger("t").bind(test=TEST_MARK).info("sync.started", flow="contacts", batch=3)
     (line,) = json_lines(out)
     assert line["event"] == "sync.started"
     assert line["flow"] == "contacts"
@@ -45,8 +48,8 @@ def test_auto_writes_json_lines_when_not_a_tty() -> None:
 def test_auto_writes_readable_text_on_a_tty() -> None:
     out = TtyBuffer()
     configure_logging("auto", stream=out)
-    structlog.get_logger("t").warning("sync.slow", flow="contacts")
-    text = out.getvalue()
+    structlog.get_logger("t").bind(test=TEST_MARK).warning("sync.slow", flow="contacts")
+    text = "\n".join(line for line in out.getvalue().splitlines() if "sync.slow" in line)
     assert "sync.slow" in text
     assert "flow=contacts" in text
     assert not text.lstrip().startswith("{")
@@ -55,7 +58,7 @@ def test_auto_writes_readable_text_on_a_tty() -> None:
 def test_level_filters_lower_events() -> None:
     out = io.StringIO()
     configure_logging("json", level="WARNING", stream=out)
-    log = structlog.get_logger("t")
+    log = structlog.get_logger("t").bind(test=TEST_MARK)
     log.info("hidden")
     log.warning("shown")
     assert [line["event"] for line in json_lines(out)] == ["shown"]
@@ -70,7 +73,7 @@ def test_unknown_level_is_refused() -> None:
 def test_bearer_token_in_an_event_never_reaches_the_output(fmt: str) -> None:
     out = io.StringIO()
     configure_logging(fmt, stream=out)  # type: ignore[arg-type]
-    structlog.get_logger("t").info(
+    structlog.get_logger("t").bind(test=TEST_MARK).info(
         f"calling with Bearer {JWT}",
         headers={"Authorization": f"Bearer {JWT}"},
         nested=[{"token": JWT}],
@@ -92,7 +95,7 @@ def test_registered_secret_in_an_exception_never_reaches_the_output(fmt: str) ->
     try:
         raise RuntimeError(f"IMS refused client secret {secret}")
     except RuntimeError:
-        structlog.get_logger("t").exception("auth.failed", attempt=f"with {secret}")
+        structlog.get_logger("t").bind(test=TEST_MARK).exception("auth.failed", attempt=f"with {secret}")
     text = out.getvalue()
     assert "IMS refused client secret" in text  # the traceback itself is kept
     assert "RuntimeError" in text
@@ -106,7 +109,7 @@ def test_objects_logged_as_values_are_redacted_through_their_text() -> None:
 
     out = io.StringIO()
     configure_logging("json", stream=out)
-    structlog.get_logger("t").info("auth", credentials=Credentials(), error=ValueError(f"bad {JWT}"))
+    structlog.get_logger("t").bind(test=TEST_MARK).info("auth", credentials=Credentials(), error=ValueError(f"bad {JWT}"))
     (line,) = json_lines(out)
     assert JWT not in json.dumps(line)
     assert line["credentials"] == "Credentials(token=Bearer ***)"
