@@ -202,9 +202,8 @@ async def test_paging_with_next_links_returns_every_row_once_in_order(api: httpx
 @pytest.mark.anyio
 async def test_count_is_capped_at_5000(api: httpx.AsyncClient) -> None:
     await api.post("/_emulator/seed", json={"contacts": 5003, "accounts": 1, "vehicles_share": 0})
-    headers = {
-        "Prefer": 'odata.maxpagesize=10,odata.include-annotations="Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"'
-    }
+    limit_exceeded = "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"
+    headers = {"Prefer": f'odata.maxpagesize=10,odata.include-annotations="{limit_exceeded}"'}
     body = (await api.get(f"{BASE}contacts?$select=lastname&$count=true", headers=headers)).json()
     assert body["@odata.count"] == 5000
     assert body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] is True

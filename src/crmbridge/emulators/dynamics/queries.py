@@ -298,7 +298,7 @@ def key_values(table: Table, key_text: str) -> tuple[str | None, dict[str, Any]]
             if any(isinstance(v, str) and set(v) & KEY_UNSAFE_CHARACTERS for v in key.values()):
                 # Documented: such key values do not work in URLs (§5.4); the exact failure is (inferred).
                 raise ODataError(
-                    400, "0x80060888", "Alternate key values containing / < > * % & : \\ ? + are not supported in the URL."
+                    400, "0x80060888", "Alternate key values with / < > * % & : \\ ? + are not supported in the URL."
                 )
             return None, key
     raise invalid_key(table)
