@@ -7,6 +7,7 @@ Pools always contain apostrophes and non-ASCII names; emails are ASCII, some plu
 
 from __future__ import annotations
 
+import functools
 import random
 import unicodedata
 import uuid
@@ -28,6 +29,7 @@ LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "pl_PL", "sv_SE")
 SPECIAL_LAST_NAMES = ("O'Brien", "D'Angelo", "Ó Súilleabháin", "Müller-Lüdenscheidt", "Nguyễn", "Łukasiewicz")
 SPECIAL_FIRST_NAMES = ("Zoë", "Siobhán", "Jérôme", "D'Arcy", "Åsa", "Søren")
 BATCH = 20_000
+Place = tuple[str, str, str, str]  # street, city, postcode, country
 MODELS = ("Golf", "Model 3", "Corolla", "Clio", "Octavia", "Civic", "Mustang", "Leaf", "Ibiza", "Astra")
 
 
@@ -40,21 +42,26 @@ class SeedReport:
 
 
 class _Pools:
-    def __init__(self, rnd: random.Random, seed_value: int, size: int = 400) -> None:
-        fakers = [Faker(locale) for locale in LOCALES]
-        for index, faker in enumerate(fakers):
-            faker.seed_instance(seed_value + index)
-        per = max(1, size // len(fakers))
-        self.first = [f.first_name() for f in fakers for _ in range(per)] + list(SPECIAL_FIRST_NAMES)
-        self.last = [f.last_name() for f in fakers for _ in range(per)] + list(SPECIAL_LAST_NAMES)
-        self.places = [
-            (f.street_address(), f.city(), f.postcode(), f.current_country())
-            for f in fakers
-            for _ in range(per // 4 + 1)
-        ]
-        self.companies = [f.company() for f in fakers for _ in range(per // 2 + 1)]
-        self.phones = [f.phone_number() for f in fakers for _ in range(per // 4 + 1)]
+    def __init__(self, rnd: random.Random, seed_value: int) -> None:
+        self.first, self.last, self.places, self.companies, self.phones = _faker_pools(seed_value)
         self.rnd = rnd
+
+
+@functools.lru_cache(maxsize=4)
+def _faker_pools(seed_value: int, size: int = 400) -> tuple[list[str], list[str], list[Place], list[str], list[str]]:
+    """Faker is slow per call and per locale: draw the pools once per seed and reuse them."""
+    fakers = [Faker(locale) for locale in LOCALES]
+    for index, faker in enumerate(fakers):
+        faker.seed_instance(seed_value + index)
+    per = max(1, size // len(fakers))
+    first = [f.first_name() for f in fakers for _ in range(per)] + list(SPECIAL_FIRST_NAMES)
+    last = [f.last_name() for f in fakers for _ in range(per)] + list(SPECIAL_LAST_NAMES)
+    places = [
+        (f.street_address(), f.city(), f.postcode(), f.current_country()) for f in fakers for _ in range(per // 4 + 1)
+    ]
+    companies = [f.company() for f in fakers for _ in range(per // 2 + 1)]
+    phones = [f.phone_number() for f in fakers for _ in range(per // 4 + 1)]
+    return first, last, places, companies, phones
 
 
 def _ascii(text: str) -> str:

@@ -26,7 +26,6 @@ class Storage:
     def __init__(self, path: str, schema: Schema | None = None) -> None:
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-65536"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -104,14 +103,13 @@ class Storage:
     # --- rows ---------------------------------------------------------------------------------------------
 
     def get(self, table: Table, row_id: str) -> Row | None:
-        row = self.db.execute(f"SELECT * FROM {table.sql_name} WHERE {table.primary_id} = ?", (row_id,)).fetchone()
-        return None if row is None else dict(row)
+        rows = self.query(f"SELECT * FROM {table.sql_name} WHERE {table.primary_id} = ?", (row_id,))
+        return rows[0] if rows else None
 
     def find_by_values(self, table: Table, values: dict[str, Any]) -> Row | None:
         where = " AND ".join(f"{name} = ?" for name in values)
-        sql = f"SELECT * FROM {table.sql_name} WHERE {where} LIMIT 1"
-        row = self.db.execute(sql, tuple(values.values())).fetchone()
-        return None if row is None else dict(row)
+        rows = self.query(f"SELECT * FROM {table.sql_name} WHERE {where} LIMIT 1", tuple(values.values()))
+        return rows[0] if rows else None
 
     def insert(self, table: Table, row: Row) -> None:
         names = list(row)
@@ -138,7 +136,9 @@ class Storage:
             self.db.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self.db.execute(sql, tuple(params))]
+        cursor = self.db.execute(sql, tuple(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.db.execute(sql, tuple(params)).fetchone()
