@@ -133,3 +133,12 @@ async def test_metadata_writes_create_a_custom_activity_with_a_column_and_a_key(
     assert upsert.status_code == 204
     timeline = (await api.get(f"{BASE}new_emailopens?$filter=_regardingobjectid_value eq {contact_id}")).json()
     assert [(r["subject"], r["new_eventkey"]) for r in timeline["value"]] == [("Opened newsletter", "msg-1.open")]
+    task = {"subject": "Call back", "regardingobjectid_contact_task@odata.bind": f"/contacts({contact_id})"}
+    assert (await api.post(f"{BASE}tasks", json=task)).status_code == 204
+    url = f"{BASE}activitypointers?$select=subject,activitytypecode&$filter=_regardingobjectid_value eq {contact_id}"
+    timeline = (await api.get(url)).json()["value"]
+    assert sorted((a["activitytypecode"], a["subject"]) for a in timeline) == [
+        ("new_emailopen", "Opened newsletter"),
+        ("task", "Call back"),
+    ]
+    assert (await api.post(f"{BASE}activitypointers", json={"subject": "x"})).status_code == 405

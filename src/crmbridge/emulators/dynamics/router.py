@@ -55,6 +55,9 @@ def _dispatch(org: Org, req: ApiRequest, batch: BatchHandler | None) -> ApiRespo
     table = org.storage.schema.by_set(name)
     if table is None:
         raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{name}'.")
+    if table.is_view and method != "GET":
+        # activitypointer rows are written through their own activity table (inferred message).
+        raise ODataError(405, "0x80040800", f"The '{method}' method is not supported on {table.entity_set}.")
     if key is None:
         if not rest and method == "GET":
             if changes.is_change_tracking_request(req):

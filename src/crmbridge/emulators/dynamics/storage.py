@@ -38,6 +38,7 @@ class Storage:
         self.schema = Schema.from_json(stored) if stored else (schema or load_default_schema())
         for table in self.schema.tables.values():
             self.ensure_table(table)
+        self.refresh_activity_view()
         self.save_schema()
         self._savepoints = itertools.count()
         self.version = self._max_version()
@@ -56,6 +57,8 @@ class Storage:
 
     def ensure_table(self, table: Table) -> None:
         """Create the SQL table, add columns declared since, and index versions, lookups and alternate keys."""
+        if table.is_view:
+            return
         existing = {r[1] for r in self.db.execute(f"PRAGMA table_info({table.sql_name})")}
         if not existing:
             self.db.execute(f"CREATE TABLE {table.sql_name} ({table.primary_id} TEXT PRIMARY KEY) WITHOUT ROWID")
@@ -74,9 +77,23 @@ class Storage:
             columns = ", ".join(key.attributes)
             self.db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__key_{key.schema_name} ON {name} ({columns})")
 
+    def refresh_activity_view(self) -> None:
+        """``activitypointer``: the columns every activity shares, over all activity tables (the timeline's source)."""
+        view = next((t for t in self.schema.tables.values() if t.is_view), None)
+        if view is None:
+            return
+        names = [*view.columns, "regardingobjectid__target"]
+        selects = [f"SELECT {', '.join(names)} FROM {t.sql_name}" for t in self.schema.activity_tables()] or [
+            f"SELECT {', '.join(f'NULL AS {n}' for n in names)} WHERE 0"
+        ]
+        self.db.execute(f"DROP VIEW IF EXISTS {view.sql_name}")
+        self.db.execute(f"CREATE VIEW {view.sql_name} AS {' UNION ALL '.join(selects)}")
+
     def _max_version(self) -> int:
         highest = self.db.execute("SELECT coalesce(max(version), 0) FROM tombstones").fetchone()[0]
         for table in self.schema.tables.values():
+            if table.is_view:
+                continue
             value = self.db.execute(f"SELECT coalesce(max(versionnumber), 0) FROM {table.sql_name}").fetchone()[0]
             highest = max(highest, value)
         return int(highest)
@@ -159,11 +176,13 @@ class Storage:
         """Drop every row and every table created through metadata; back to the schema file."""
         with self.atomic():
             for table in self.schema.tables.values():
-                self.db.execute(f"DROP TABLE IF EXISTS {table.sql_name}")
+                kind = "VIEW" if table.is_view else "TABLE"
+                self.db.execute(f"DROP {kind} IF EXISTS {table.sql_name}")
             self.db.execute("DELETE FROM tombstones")
             self.schema = load_default_schema()
             for table in self.schema.tables.values():
                 self.ensure_table(table)
+            self.refresh_activity_view()
             self.save_schema()
 
     def close(self) -> None:
