@@ -16,7 +16,7 @@ async def test_service_document_lists_entity_sets(api: httpx.AsyncClient) -> Non
     assert response.headers["Content-Type"] == "application/json; odata.metadata=minimal"
     sets = {item["name"]: item for item in response.json()["value"]}
     assert sets["contacts"] == {"name": "contacts", "kind": "EntitySet", "url": "contacts"}
-    assert {"accounts", "tasks", "new_vehicles"} <= set(sets)
+    assert {"accounts", "leads", "tasks", "new_vehicles", "activitypointers"} <= set(sets)
 
 
 @pytest.mark.anyio

@@ -35,7 +35,13 @@ class Storage:
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS tombstones_by_version ON tombstones (tbl, version)")
         stored = self.get_meta("schema")
-        self.schema = Schema.from_json(stored) if stored else (schema or load_default_schema())
+        self.schema = schema or load_default_schema()
+        if stored:
+            # Tables created through metadata live in the file; tables added to tables.json since are added.
+            previous = Schema.from_json(stored)
+            for table in self.schema.tables.values():
+                previous.tables.setdefault(table.logical_name, table)
+            self.schema = previous
         for table in self.schema.tables.values():
             self.ensure_table(table)
         self.refresh_activity_view()
