@@ -23,7 +23,9 @@ def handle(org: Org, req: ApiRequest, batch: BatchHandler | None = None) -> ApiR
     except ODataError as error:
         response = error.response()
     response.headers.append(("OData-Version", "4.0"))
-    response.headers.append(("REQ_ID", str(uuid.uuid4())))
+    request_id = str(uuid.uuid4())
+    response.headers.append(("REQ_ID", request_id))
+    response.headers.append(("x-ms-service-request-id", request_id))  # what clients quote to support (§7.2)
     return response
 
 
