@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from crmbridge.cli import app
 from crmbridge.emulators.dynamics import DEFAULT_CLIENT
+from crmbridge.emulators.dynamics.runner import build_settings
 
 from .test_tls_msal import free_port
 
@@ -69,3 +71,21 @@ def test_cli_serves_tls_and_prints_where_to_point_clients(tmp_path: Path) -> Non
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_clients_file_and_fault_options_become_settings(tmp_path: Path) -> None:
+    clients = tmp_path / "clients.json"
+    clients.write_text(
+        '[{"client_id": "app-1", "client_secret": "s1", "tenant": "t1"},'
+        ' {"client_id": "app-2", "client_secret": "s2", "tenant": "t1", "application_user": false}]'
+    )
+    settings = build_settings(
+        db=":memory:", clients=str(clients), faults="error_rate=0.5,seed=3", latency_ms=40, limits="max_requests=9"
+    )
+    assert [(c.client_id, c.application_user) for c in settings.clients] == [("app-1", True), ("app-2", False)]
+    assert (settings.faults.error_rate, settings.faults.seed, settings.faults.latency_ms) == (0.5, 3, 40)
+    assert settings.limits.max_requests == 9
+    with pytest.raises(ValueError, match="not both"):
+        build_settings(db=":memory:", clients=str(clients), client_id="x", client_secret="y")
+    with pytest.raises(ValueError, match="unknown or malformed fault setting"):
+        build_settings(db=":memory:", faults="explode=1")
