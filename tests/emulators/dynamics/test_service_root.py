@@ -73,6 +73,13 @@ async def test_attributes_carry_types_and_option_set_labels(api: httpx.AsyncClie
     )
     options = (await api.get(url)).json()["OptionSet"]["Options"]
     assert [(o["Value"], o["Label"]["UserLocalizedLabel"]["Label"]) for o in options] == [(1, "Male"), (2, "Female")]
+    picklist_filter = "AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'"
+    picklists = (
+        f"{BASE}EntityDefinitions(LogicalName='contact')"
+        f"?$select=LogicalName&$expand=Attributes($select=LogicalName;$filter={picklist_filter})"
+    )
+    expanded = (await api.get(picklists)).json()["Attributes"]
+    assert [a["LogicalName"] for a in expanded] == ["gendercode"]
 
 
 @pytest.mark.anyio

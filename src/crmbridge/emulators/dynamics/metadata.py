@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from crmbridge.emulators.dynamics.service import Org
 
 __all__ = ["csdl", "entity_definitions", "service_document", "who_am_i"]
 
+_ENUM_LITERAL = re.compile(r"Microsoft\.Dynamics\.CRM\.\w+'([^']*)'")
 ATTRIBUTE_METADATA_TYPES = {
     "String": "StringAttributeMetadata",
     "Memo": "MemoAttributeMetadata",
@@ -224,6 +226,8 @@ def _matches(item: dict[str, Any], text: str | None) -> bool:
     """``$filter`` over metadata: comparisons of top-level scalar properties with and/or/not."""
     if not text:
         return True
+    # Enum literals such as Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist' compare as their member name (§8.3).
+    text = _ENUM_LITERAL.sub(r"'\1'", text)
     try:
         tree = ODataParser().parse(ODataLexer().tokenize(text))
     except ODataException as exc:
