@@ -55,6 +55,21 @@ def who_am_i(org: Org, req: ApiRequest) -> ApiResponse:
     return json_response(200, body)
 
 
+def organizations(org: Org, req: ApiRequest) -> ApiResponse:
+    """The one organization row, for ``organizations?$select=expirechangetrackingindays`` (§4.5; query inferred)."""
+    row = {
+        "@odata.etag": 'W/"1"',
+        "organizationid": org.organization_id,
+        "name": "crmbridge emulator",
+        "expirechangetrackingindays": org.expire_change_tracking_in_days,
+    }
+    select = req.query.get("$select")
+    if select:
+        wanted = {s.strip() for s in select.split(",")} | {"@odata.etag", "organizationid"}
+        row = {k: v for k, v in row.items() if k in wanted}
+    return json_response(200, {"@odata.context": f"{req.base_url}$metadata#organizations", "value": [row]})
+
+
 # --- CSDL ------------------------------------------------------------------------------------------------------
 
 

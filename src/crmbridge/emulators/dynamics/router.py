@@ -52,6 +52,8 @@ def _dispatch(org: Org, req: ApiRequest, batch: BatchHandler | None) -> ApiRespo
         if method != "GET":
             raise _no_resource(req)  # documented answer to POST WhoAmI (§9 item 3)
         return metadata.who_am_i(org, req)
+    if name == "organizations" and key is None and not rest and method == "GET":
+        return metadata.organizations(org, req)
     if name == "EntityDefinitions":
         return _entity_definitions(org, req, key, rest)
     table = org.storage.schema.by_set(name)
