@@ -109,7 +109,8 @@ def test_objects_logged_as_values_are_redacted_through_their_text() -> None:
 
     out = io.StringIO()
     configure_logging("json", stream=out)
-    structlog.get_logger("t").bind(test=TEST_MARK).info("auth", credentials=Credentials(), error=ValueError(f"bad {JWT}"))
+    log = structlog.get_logger("t").bind(test=TEST_MARK)
+    log.info("auth", credentials=Credentials(), error=ValueError(f"bad {JWT}"))
     (line,) = json_lines(out)
     assert JWT not in json.dumps(line)
     assert line["credentials"] == "Credentials(token=Bearer ***)"
