@@ -1,0 +1,127 @@
+"""AdaptiveLimiter: a hard ceiling on concurrency, halving and pausing on 429, growing back while healthy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from crmbridge.http import Action, AdaptiveLimiter, RetryPolicy
+from http_fakes import FakeTime, ScriptedTransport
+
+
+def limiter_on(fake: FakeTime, **settings: int | float) -> AdaptiveLimiter:
+    return AdaptiveLimiter(clock=fake.clock, sleep=fake.sleep, **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_in_flight_never_exceeds_the_maximum_under_200_concurrent_tasks() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=4, maximum=8, increase_every=3)
+    seen: list[int] = []
+
+    async def work() -> None:
+        async with limiter.slot():
+            seen.append(limiter.in_flight)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            limiter.on_success()
+
+    await asyncio.gather(*(work() for _ in range(200)))
+    assert max(seen) <= 8
+    assert limiter.peak_in_flight == 8  # it did grow to the ceiling, and no further
+    assert limiter.limit == 8
+    assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_a_429_halves_the_limit_but_not_below_the_minimum() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=16, minimum=3, maximum=16)
+    limits = []
+    for _ in range(4):
+        fake.now += 10  # each throttle after the previous pause ended
+        limiter.on_throttled(1.0)
+        limits.append(limiter.limit)
+    assert limits == [8, 4, 3, 3]
+    assert limiter.throttled == 4
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_429s_within_one_pause_decreases_once() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=16, maximum=16)
+    for _ in range(5):
+        limiter.on_throttled(2.0)
+    assert limiter.limit == 8
+    assert limiter.throttled == 5
+
+
+@pytest.mark.anyio
+async def test_a_429_pauses_every_slot_for_retry_after() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=4, maximum=4)
+    started_at: list[float] = []
+
+    async def work() -> None:
+        async with limiter.slot():
+            started_at.append(fake.now)
+
+    limiter.on_throttled(30.0)
+    assert limiter.paused_for == 30.0
+    await asyncio.gather(*(work() for _ in range(6)))
+    assert started_at == [1030.0] * 6
+    assert limiter.paused_for == 0.0
+
+
+@pytest.mark.anyio
+async def test_limit_grows_back_by_one_every_n_healthy_responses() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=8, minimum=1, maximum=10, increase_every=5)
+    limiter.on_throttled(None)
+    assert limiter.limit == 4
+    growth = []
+    for _ in range(40):
+        limiter.on_success()
+        growth.append(limiter.limit)
+    assert growth[4] == 5
+    assert growth[3] == 4
+    assert growth[9] == 6
+    assert growth[-1] == 10  # capped at the maximum
+
+
+@pytest.mark.anyio
+async def test_a_throttle_resets_the_healthy_streak() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=4, maximum=8, increase_every=3)
+    limiter.on_success()
+    limiter.on_success()
+    fake.now += 100
+    limiter.on_throttled(None)
+    limiter.on_success()
+    assert limiter.limit == 2
+
+
+@pytest.mark.anyio
+async def test_retry_policy_reports_throttles_and_successes_to_the_limiter() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=8, maximum=8, increase_every=100)
+    transport = ScriptedTransport(httpx.Response(429, headers={"Retry-After": "5"}), httpx.Response(200))
+    retry = RetryPolicy(sleep=fake.sleep, clock=fake.clock, jitter=0.0)
+
+    def classify(response: httpx.Response) -> Action:
+        return Action.PAUSE if response.status_code == 429 else Action.SUCCESS
+
+    async with transport.client() as client:
+        response = await retry.send(
+            client, client.build_request("GET", "/x"), classify=classify, idempotent=True, limiter=limiter
+        )
+    assert response.status_code == 200
+    assert (limiter.limit, limiter.throttled, limiter.in_flight, limiter.peak_in_flight) == (4, 1, 0, 1)
+    assert fake.now == 1005.0  # the policy's pause and the limiter's pause overlap, they do not add up
+
+
+def test_limiter_refuses_inconsistent_bounds() -> None:
+    with pytest.raises(ValueError, match="minimum <= initial <= maximum"):
+        AdaptiveLimiter(initial=20, maximum=16)
