@@ -7,6 +7,7 @@ margin before expiry. MSAL's calls are blocking (``requests``), so they run in a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ class TokenProvider(Protocol):
         """Forget the current token (the service refused it): the next :meth:`token` fetches a new one."""
         ...
 
+    def close(self) -> None:
+        """Release connections to the authority, if any."""
+        ...
+
 
 def dataverse_scope(org_url: str) -> str:
     """The client-credentials scope of an org: ``https://ORG.crm.dynamics.com/.default``."""
@@ -69,6 +74,9 @@ class StaticTokenProvider:
     def invalidate(self) -> None:
         self.invalidations += 1
 
+    def close(self) -> None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ClientCertificate:
@@ -77,9 +85,12 @@ class ClientCertificate:
     private_key_pem: str
     certificate_pem: str
     passphrase: str | None = None
+    expected_thumbprint: str | None = None  # as configured; when given it must match the certificate
 
     @classmethod
-    def from_pem_file(cls, path: Path, passphrase: str | None = None) -> ClientCertificate:
+    def from_pem_file(
+        cls, path: Path, passphrase: str | None = None, *, thumbprint: str | None = None
+    ) -> ClientCertificate:
         """One PEM file holding both the private key and the certificate (``openssl pkcs12 -nodes`` output)."""
         try:
             text = path.read_text(encoding="ascii")
@@ -90,7 +101,13 @@ class ClientCertificate:
                 f"{path} must contain both the private key and the certificate in PEM format "
                 "(convert a .pfx with: openssl pkcs12 -in app.pfx -out app.pem -nodes)"
             )
-        return cls(private_key_pem=text, certificate_pem=text, passphrase=passphrase)
+        certificate = cls(text, text, passphrase, thumbprint.upper() if thumbprint else None)
+        if certificate.expected_thumbprint and certificate.expected_thumbprint != certificate.thumbprint:
+            raise ConfigError(
+                f"the certificate in {path} has thumbprint {certificate.thumbprint}, not the configured "
+                f"{certificate.expected_thumbprint}: point `certificate.path` at the certificate uploaded to the app"
+            )
+        return certificate
 
     @property
     def thumbprint(self) -> str:
@@ -148,8 +165,11 @@ class MsalTokenProvider:
             # Authorities outside the public cloud (sovereign clouds, the emulator) are not in Microsoft's list.
             "instance_discovery": authority.startswith("https://login.microsoftonline.com/"),
         }
-        if http_client is not None:  # MSAL's own seam (an object with requests-like get/post), used by tests
-            self._app_kwargs["http_client"] = http_client
+        # MSAL's HTTP seam: an object with requests-like get/post. Ours by default, so close() can release it.
+        self._owned_session = (
+            _session_that_keeps_verify(verify, proxy, timeout_seconds) if http_client is None else None
+        )
+        self._app_kwargs["http_client"] = http_client if http_client is not None else self._owned_session
         self._app: Any = None
         self._token: str | None = None
         self._expires_at = 0.0
@@ -174,6 +194,11 @@ class MsalTokenProvider:
         for entry in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             self._cache.remove_at(entry)
 
+    def close(self) -> None:
+        """Release MSAL's connections to the authority."""
+        if self._owned_session is not None:
+            self._owned_session.close()
+
     def _is_fresh(self) -> bool:
         return self._token is not None and self._clock() < self._expires_at - REFRESH_MARGIN_SECONDS
 
@@ -196,6 +221,23 @@ class MsalTokenProvider:
         register_secret(token)
         self._token = token
         self._expires_at = self._clock() + float(result.get("expires_in", 3599))
+
+
+def _session_that_keeps_verify(verify: bool | str, proxy: str | None, timeout_seconds: float) -> Any:
+    """A requests session for MSAL that really uses ``verify`` (MSAL builds the same one, minus that).
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's ``verify`` (many images set them), so a
+    configured ``ca_bundle`` would be ignored; passing ``verify`` on every request keeps it.
+    """
+    import requests  # MSAL's own HTTP library, installed with it
+
+    session = requests.Session()
+    session.proxies = {"https": proxy, "http": proxy} if proxy else {}
+    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, verify=verify, timeout=timeout_seconds
+    )
+    return session
 
 
 def _token_error(result: Mapping[str, Any], authority: str) -> Exception:

@@ -66,13 +66,21 @@ class BatchWriter:
         self._session = session
         self._batch_size = batch_size
 
-    async def write(self, operations: Sequence[BatchOperation], *, atomic: bool) -> list[WriteResult]:
-        """One :class:`WriteResult` per operation, in input order. Batches run concurrently under the limiter."""
+    async def write(
+        self, operations: Sequence[BatchOperation], *, atomic: bool, split: bool = True
+    ) -> list[WriteResult]:
+        """One :class:`WriteResult` per operation, in input order. Batches run concurrently under the limiter.
+
+        ``split=False`` (atomic only) reports a refused change set as refused for each of its operations,
+        which is what the service did: nothing of it was written.
+        """
         items = list(enumerate(operations))
         results: list[WriteResult] = []
 
         async def run(chunk: list[Indexed]) -> None:
-            if atomic:
+            if atomic and not split:
+                results.extend(await self._change_set_or_all_refused(chunk))
+            elif atomic:
                 results.extend(await split_until_alone(chunk, self._send_change_set))
             else:
                 results.extend(await self._send_independent(chunk))
@@ -81,6 +89,12 @@ class BatchWriter:
             for start in range(0, len(items), self._batch_size):
                 group.start_soon(run, items[start : start + self._batch_size])
         return sorted(results, key=lambda result: result.index)
+
+    async def _change_set_or_all_refused(self, chunk: Sequence[Indexed]) -> list[WriteResult]:
+        try:
+            return await self._send_change_set(chunk)
+        except RecordError as error:
+            return [WriteResult(index=index, error=error) for index, _ in chunk]
 
     async def _send_change_set(self, chunk: Sequence[Indexed]) -> list[WriteResult]:
         """All or nothing: any refused operation makes the service roll the set back and answer with its status."""
