@@ -137,7 +137,8 @@ def test_batch_parser_refuses_lf_only_bodies_like_dataverse() -> None:
 def test_batch_response_parser_reads_change_set_and_plain_parts() -> None:
     parts = parse_batch_response(DOC_BATCH_RESPONSE_TYPE, DOC_BATCH_RESPONSE)
     change_set, plain = parts
-    assert isinstance(change_set, ChangeSetResponse) and isinstance(plain, BatchResponse)
+    assert isinstance(change_set, ChangeSetResponse)
+    assert isinstance(plain, BatchResponse)
     created = change_set.responses[0]
     assert (created.status, created.content_id, created.body) == (204, "1", b"")
     assert created.header("odata-entityid") == (
@@ -185,9 +186,10 @@ def test_paging_cookie_decodes_to_the_documented_shape() -> None:
     token = encode_skiptoken(PagingCookie(2, (("contactid", last, first),)))
     outer_start = '<cookie pagenumber="2" pagingcookie="'
     outer_end = '" istracking="False" />'
-    assert token.startswith(outer_start) and token.endswith(outer_end)
+    assert token.startswith(outer_start)
+    assert token.endswith(outer_end)
     inner = unquote(token[len(outer_start) : -len(outer_end)])
-    # §3.5: Decoded: <cookie pagenumber="2" pagingcookie="<cookie page="1"><contactid last="{GUID}" first="{GUID}" /></cookie>" ...
+    # §3.5 decoded form: pagingcookie="<cookie page="1"><contactid last="{GUID}" first="{GUID}" /></cookie>"
     assert inner == f'<cookie page="1"><contactid last="{last}" first="{first}" /></cookie>'
     assert decode_skiptoken(token) == PagingCookie(2, (("contactid", last, first),))
 

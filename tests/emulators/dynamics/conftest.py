@@ -57,3 +57,9 @@ async def create_contact(api: httpx.AsyncClient, **values: Any) -> str:
     response = await api.post(f"{BASE}contacts", json=values)
     assert response.status_code == 204, response.text
     return response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+
+
+async def renew_token(api: httpx.AsyncClient) -> None:
+    """Fetch a fresh token after the emulator clock moved past the old one's lifetime."""
+    token = (await fetch_token(api, DEFAULT_CLIENT.client_id, DEFAULT_CLIENT.client_secret)).json()
+    api.headers["Authorization"] = f"Bearer {token['access_token']}"

@@ -211,10 +211,12 @@ def relationships(table: Table, schema: Schema) -> list[dict[str, Any]]:
     return out
 
 
-def _select(item: dict[str, Any], select: str | None) -> dict[str, Any]:
+def _select(item: dict[str, Any], select: str | None, expand: str | None = None) -> dict[str, Any]:
+    """Selected properties plus the always-returned ids and whatever ``$expand`` added."""
     if not select:
         return item
-    wanted = {s.strip() for s in select.split(",")} | {"MetadataId", "@odata.type"}
+    expanded = {part.partition("(")[0].strip() for part in _split_top_level(expand or "", ",")}
+    wanted = {s.strip() for s in select.split(",")} | {"MetadataId", "@odata.type"} | expanded
     return {k: v for k, v in item.items() if k in wanted}
 
 
@@ -289,14 +291,20 @@ def entity_definitions(org: Org, req: ApiRequest, key_text: str | None, rest: li
         items = [i for i in items if _matches(i, query.get("$filter"))]
         tables = {t.metadata_id: t for t in org.storage.schema.tables.values()}
         values = [
-            _select(_expand_entity(org, tables[i["MetadataId"]], i, query.get("$expand")), query.get("$select"))
+            _select(
+                _expand_entity(org, tables[i["MetadataId"]], i, query.get("$expand")),
+                query.get("$select"),
+                query.get("$expand"),
+            )
             for i in items
         ]
         return json_response(200, {"@odata.context": context, "value": values})
     table = find_table(org, key_text)
     if not rest:
         body = _expand_entity(org, table, entity_metadata(table), query.get("$expand"))
-        return json_response(200, {"@odata.context": f"{context}/$entity", **_select(body, query.get("$select"))})
+        return json_response(
+            200, {"@odata.context": f"{context}/$entity", **_select(body, query.get("$select"), query.get("$expand"))}
+        )
     return _entity_child(org, table, rest, req, context)
 
 
@@ -320,7 +328,13 @@ def _entity_child(org: Org, table: Table, rest: list[str], req: ApiRequest, cont
             if not matches:
                 raise ODataError(404, "0x80040217", f"Could not find attribute '{name}' on '{table.logical_name}'.")
             return json_response(
-                200, {"@odata.context": f"{context}/$entity", **_select(matches[0], query.get("$select"))}
+                200,
+                {
+                    "@odata.context": f"{context}/$entity",
+                    **_select(matches[0], query.get("$select"), query.get("$expand")),
+                },
             )
-    values = [_select(c, query.get("$select")) for c in children if _matches(c, query.get("$filter"))]
+    values = [
+        _select(c, query.get("$select"), query.get("$expand")) for c in children if _matches(c, query.get("$filter"))
+    ]
     return json_response(200, {"@odata.context": f"{context}({table.metadata_id})/{head}", "value": values})

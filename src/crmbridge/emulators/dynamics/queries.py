@@ -32,11 +32,14 @@ __all__ = ["MAX_PAGE_SIZE", "find_row", "read_collection", "read_count", "read_p
 MAX_PAGE_SIZE = 5000
 COUNT_CAP = 5000
 SUPPORTED_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$count", "$expand", "$skiptoken", "$deltatoken"}
-UNSUPPORTED_OPTIONS = {"$skip", "$search", "$format", "$apply", "$levels"}
+KEY_UNSAFE_CHARACTERS = set("/<>*%&:\\?+")
+UNSUPPORTED_OPTIONS = {"$skip", "$search", "$format", "$levels"}
 
 
 def check_options(query: dict[str, str]) -> None:
     for name in query:
+        if name == "$apply":
+            raise ODataError(501, "0x0", "The emulator does not implement $apply (aggregation).")
         if name in UNSUPPORTED_OPTIONS or (name.startswith("$") and name not in SUPPORTED_OPTIONS):
             # Dataverse does not support $skip/$search/$format (§3.1); status and wording (inferred).
             raise ODataError(400, "0x0", f"The query parameter {name} is not supported")
@@ -292,6 +295,11 @@ def key_values(table: Table, key_text: str) -> tuple[str | None, dict[str, Any]]
         return str(uuid.UUID(str(key[table.primary_id]))), {}
     for declared in table.keys:
         if set(declared.attributes) == set(key):
+            if any(isinstance(v, str) and set(v) & KEY_UNSAFE_CHARACTERS for v in key.values()):
+                # Documented: such key values do not work in URLs (§5.4); the exact failure is (inferred).
+                raise ODataError(
+                    400, "0x80060888", "Alternate key values with / < > * % & : \\ ? + are not supported in the URL."
+                )
             return None, key
     raise invalid_key(table)
 

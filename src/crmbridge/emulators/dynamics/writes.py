@@ -45,14 +45,16 @@ def _apply_state(table: Table, values: Row, current: Row | None) -> None:
     state_col, status_col = table.columns.get("statecode"), table.columns.get("statuscode")
     if state_col is None or status_col is None:
         return
-    state = values.get("statecode", current["statecode"] if current else 0)
-    if "statuscode" not in values and ("statecode" in values or current is None):
+    state = values.get("statecode")
+    if state is None:
+        state = current["statecode"] if current and current.get("statecode") is not None else 0
+    if values.get("statuscode") is None and (values.get("statecode") is not None or current is None):
         values["statuscode"] = next((s for s, st in status_col.status_state.items() if st == state), None)
     status = values.get("statuscode")
     if status is not None and status_col.status_state.get(status, state) != state:
         # Message shape of Dataverse's state/status validation (inferred).
         raise ODataError(400, "0x80040203", f"{status} is not a valid status code for state code {state}.")
-    values.setdefault("statecode", state)
+    values["statecode"] = state
 
 
 def insert_row(org: Org, table: Table, values: Row, req: ApiRequest) -> str:
