@@ -185,14 +185,15 @@ async def test_bulk_upsert_by_alternate_key_is_idempotent_and_isolates_a_bad_row
     async with in_process_client(small_org) as client:
         table = (await client.metadata.ensure_activity_table(EVENT_TABLE)).table.ref
         rows = [
-            ({"cmb_eventkey": f"sha256:{i:04d}"}, {"subject": "x" * 1000 if i == 7 else f"Opened newsletter {i}"})
+            ({"cmb_eventkey": f"evt-{i:04d}"}, {"subject": "x" * 1000 if i == 7 else f"Opened newsletter {i}"})
             for i in range(20)
         ]
+        rows.append(({"cmb_eventkey": "sha256:abc"}, {"subject": "a key value Dataverse refuses in a URL"}))
         first = await client.writer.upsert_multiple(table, rows)
         again = await client.writer.upsert_multiple(table, rows)
 
-    assert [r.index for r in first if not r.ok] == [7]
-    assert [r.index for r in again if not r.ok] == [7]
+    assert [r.index for r in first if not r.ok] == [7, 20]
+    assert [r.index for r in again if not r.ok] == [7, 20]
     assert small_org.state.emulator.org.storage.counts()["cmb_emailopen"] == 19
 
 

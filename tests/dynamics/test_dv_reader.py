@@ -237,12 +237,12 @@ async def test_get_by_alternate_key_returns_none_when_the_row_does_not_exist() -
     fake = ScriptedDataverse()
     fake.expect(
         "GET",
-        API + "accounts(accountnumber='A%2B1')?$select=name",
-        error_response(404, "0x80040217", "account With Ids = A+1 Do Not Exist"),
+        API + "accounts(accountnumber='A-1')?$select=name",
+        error_response(404, "0x80040217", "account With Ids = A-1 Do Not Exist"),
     )
     reader = DataverseReader(session_for(fake.handle))
 
-    assert await reader.get("accounts", {"accountnumber": "A+1"}, select=["name"]) is None
+    assert await reader.get("accounts", {"accountnumber": "A-1"}, select=["name"]) is None
 
 
 def test_page_size_above_the_service_maximum_is_refused() -> None:

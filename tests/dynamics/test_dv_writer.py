@@ -63,12 +63,22 @@ async def test_update_sends_if_match_star_so_a_missing_row_is_not_created() -> N
 @pytest.mark.anyio
 async def test_upsert_by_alternate_key_patches_the_key_url_without_if_match() -> None:
     fake = ScriptedDataverse()
-    fake.expect("PATCH", API + "contacts(emailaddress1='ada%2Bnews%40example.com')", no_content())
+    fake.expect("PATCH", API + "contacts(emailaddress1='O''Bryan%40example.com')", no_content())
     writer = DataverseWriter(session_for(fake.handle))
 
-    await writer.upsert("contacts", {"emailaddress1": "ada+news@example.com"}, {"lastname": "Lovelace"})
+    await writer.upsert("contacts", {"emailaddress1": "O'Bryan@example.com"}, {"lastname": "O'Bryan"})
 
     assert "If-Match" not in fake.requests[0].headers
+
+
+@pytest.mark.anyio
+async def test_alternate_key_value_dataverse_cannot_take_in_a_url_is_refused_before_sending() -> None:
+    fake = ScriptedDataverse()
+    writer = DataverseWriter(session_for(fake.handle))
+
+    with pytest.raises(RecordError, match="cannot take in a URL"):
+        await writer.upsert("contacts", {"emailaddress1": "ada+news@example.com"}, {"lastname": "Lovelace"})
+    assert fake.requests == []
 
 
 @pytest.mark.anyio
@@ -149,14 +159,15 @@ async def test_failed_bulk_call_is_split_until_each_bad_record_stands_alone() ->
     writer = DataverseWriter(session_for(service.handle), bulk_size=16)
     rows = _rows(40, bad={3, 37})
     keyed = [({"emailaddress1": f"{row['firstname']}@example.com"}, row) for row in rows]
+    keyed[20] = ({"emailaddress1": "r20+tag@example.com"}, rows[20])  # refused before sending: '+' in a key
 
     results = await writer.upsert_multiple(CONTACTS, keyed)
 
     assert [r.index for r in results] == list(range(40))
-    assert [r.index for r in results if not r.ok] == [3, 37]
+    assert [r.index for r in results if not r.ok] == [3, 20, 37]
     assert all(isinstance(r.error, RecordError) for r in results if not r.ok)
-    assert sorted(service.written) == sorted(f"r{i}" for i in range(40) if i not in {3, 37})
-    assert len(service.written) == 38  # every good record written exactly once
+    assert sorted(service.written) == sorted(f"r{i}" for i in range(40) if i not in {3, 20, 37})
+    assert len(service.written) == 37  # every good record written exactly once
     first_target = service.calls[0][0]
     assert first_target["@odata.type"] == "Microsoft.Dynamics.CRM.contact"
     assert first_target["@odata.id"].startswith("contacts(emailaddress1='r")

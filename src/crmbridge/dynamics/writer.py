@@ -17,12 +17,28 @@ from crmbridge.dynamics.results import WriteResult, split_until_alone
 from crmbridge.dynamics.session import DataverseSession
 from crmbridge.exceptions import ProtocolError, RecordError
 
-__all__ = ["MAX_BULK_SIZE", "DataverseWriter", "RowKey", "key_text"]
+__all__ = ["MAX_BULK_SIZE", "DataverseWriter", "RowKey", "key_text", "unusable_key_error"]
 
 RowKey = str | Mapping[str, Any]  # a primary-key GUID, or alternate-key column -> value
 Values = Mapping[str, Any]
 MAX_BULK_SIZE = 1000  # Microsoft's suggested starting point per bulk request (§5.4)
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+# Alternate-key values with these characters cannot be used in a URL, hence not for GET/PATCH/upsert (§5.4, S19).
+_URL_UNSAFE_KEY_CHARACTERS = frozenset("/<>*%&:\\?+")
+
+
+def unusable_key_error(key: RowKey) -> RecordError | None:
+    """A RecordError when an alternate-key value cannot address a row through the Web API, else None."""
+    if isinstance(key, str):
+        return None
+    for name, value in key.items():
+        if isinstance(value, str) and _URL_UNSAFE_KEY_CHARACTERS.intersection(value):
+            return RecordError(
+                f"alternate key {name}={value!r} contains one of / < > * % & : \\ ? +, which Dataverse cannot "
+                "take in a URL: address this row by its id or by another key",
+                record_key=key_text(key),
+            )
+    return None
 
 
 def key_text(key: RowKey) -> str:
@@ -70,6 +86,9 @@ class DataverseWriter:
 
     async def upsert(self, entity_set: str, key: RowKey, values: Values) -> None:
         """PATCH without ``If-Match``: creates the row when missing, updates it otherwise (idempotent)."""
+        unusable = unusable_key_error(key)
+        if unusable is not None:
+            raise unusable
         await self._session.send(
             "PATCH",
             f"{entity_set}{format_key(key)}",
@@ -123,7 +142,11 @@ class DataverseWriter:
             await self._bulk_action(table, "UpsertMultiple", targets, idempotent=True)
             return [WriteResult(index=i, id=key if isinstance(key, str) else None) for i, (key, _) in chunk]
 
-        return await self._in_chunks(list(enumerate(rows)), call)
+        refused = [(i, unusable_key_error(key)) for i, (key, _) in enumerate(rows)]
+        results = [WriteResult(index=i, error=error) for i, error in refused if error is not None]
+        sendable = [(i, row) for (i, row), (_, error) in zip(enumerate(rows), refused, strict=True) if error is None]
+        results += await self._in_chunks(sendable, call)
+        return sorted(results, key=lambda result: result.index)
 
     async def _bulk_action(
         self, table: TableRef, action: str, targets: list[dict[str, Any]], *, idempotent: bool
