@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 
-import uvicorn
 from crmbridge.config import DynamicsSettings
 from crmbridge.emulators.dynamics import DEFAULT_CLIENT, DynamicsEmulatorSettings, create_app
 from crmbridge.emulators.dynamics.tls import make_tls_files

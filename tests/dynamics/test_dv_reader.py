@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import httpx
 import pytest
 
 from crmbridge.dynamics.auth import StaticTokenProvider
+from crmbridge.dynamics.errors import RequestKind
 from crmbridge.dynamics.reader import ChangePage, DataverseReader, TableRef, formatted_value
 from crmbridge.exceptions import CheckpointExpired, ConfigError, ProtocolError
 from crmbridge.records import SourceChange, Tombstone
@@ -248,3 +252,19 @@ async def test_get_by_alternate_key_returns_none_when_the_row_does_not_exist() -
 def test_page_size_above_the_service_maximum_is_refused() -> None:
     with pytest.raises(ValueError, match="page_size"):
         DataverseReader(session_for(lambda r: httpx.Response(500)), page_size=5001)
+
+
+@pytest.mark.anyio
+async def test_page_bodies_are_freed_without_waiting_for_a_full_garbage_collection() -> None:
+    fake = ScriptedDataverse()
+    fake.expect("GET", API + "contacts?$select=contactid", json_response(200, {"value": [{"contactid": "1"}]}))
+    session = session_for(fake.handle)
+    gc.disable()  # only reference counting may free the response (CPython's full collections are rare)
+    try:
+        response = await session.send("GET", "contacts?$select=contactid", kind=RequestKind.READ, idempotent=True)
+        assert response.json() == {"value": [{"contactid": "1"}]}
+        alive = weakref.ref(response)
+        del response
+        assert alive() is None
+    finally:
+        gc.enable()
