@@ -91,6 +91,65 @@ emulate_app = typer.Typer(
 app.add_typer(emulate_app, name="emulate")
 
 
+@emulate_app.command("dynamics")
+def emulate_dynamics(
+    port: int = typer.Option(8765, "--port", help="TCP port to listen on."),
+    db: str = typer.Option(
+        ".crmbridge/dynamics-emulator.db", "--db", help="SQLite file holding the org's rows (created if missing)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; keep 127.0.0.1 unless you mean it."),
+    tls: bool = typer.Option(False, "--tls", help="Serve HTTPS with a certificate from a freshly generated local CA."),
+    ca_out: str | None = typer.Option(
+        None, "--ca-out", help="With --tls: where to write the CA certificate clients must trust (default: temp dir)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed this many realistic contacts (plus accounts, vehicles) if empty."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Latency added to every data API request."),
+    limits: str = typer.Option(
+        "",
+        "--limits",
+        help="Service protection limits, e.g. 'max_requests=600,window_s=30,max_concurrent=8,row_write_ms=10' "
+        "(defaults: 6000 requests, 1,200,000 ms execution time, 52 concurrent per 300 s).",
+    ),
+    faults: str = typer.Option(
+        "", "--faults", help="Fault injection, e.g. 'error_rate=0.01,throttle_rate=0.02,drop_after_rate=0.001,seed=7'."
+    ),
+    clients: str | None = typer.Option(
+        None, "--clients", help='JSON file: [{"client_id","client_secret","tenant","application_user"}, ...].'
+    ),
+    client_id: str | None = typer.Option(None, "--client-id", help="Client id of the one application user."),
+    client_secret: str | None = typer.Option(
+        None, "--client-secret", envvar="CRMBRIDGE_EMULATOR_CLIENT_SECRET", help="Its client secret (or env var)."
+    ),
+    tenant: str = typer.Option("emulator-tenant", "--tenant", help="Tenant id in the token and authority URLs."),
+    change_tracking_days: int = typer.Option(
+        7, "--expire-change-tracking-days", help="ExpireChangeTrackingInDays: delta token retention (0-365)."
+    ),
+) -> None:
+    """Run a local Dataverse Web API emulator (Dynamics 365 Sales org) with an Entra ID token endpoint."""
+    from crmbridge.emulators.dynamics.runner import run_from_cli  # imported late: keeps `crmbridge --help` fast
+
+    try:
+        run_from_cli(
+            port=port,
+            host=host,
+            tls=tls,
+            ca_out=ca_out,
+            db=db,
+            seed=seed,
+            latency_ms=latency_ms,
+            limits=limits,
+            faults=faults,
+            clients=clients,
+            client_id=client_id,
+            client_secret=client_secret,
+            tenant=tenant,
+            change_tracking_days=change_tracking_days,
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 def main() -> None:
     """Entry point of the ``crmbridge`` console script."""
     app()

@@ -116,3 +116,12 @@ async def test_delta_token_older_than_the_retention_is_refused(api: httpx.AsyncC
     expired = await api.get(delta_link)
     assert expired.status_code == 400
     assert "expired" in expired.json()["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_retention_is_readable_from_the_organization_row(api: httpx.AsyncClient) -> None:
+    body = (await api.get(f"{BASE}organizations?$select=expirechangetrackingindays")).json()
+    assert body["value"][0]["expirechangetrackingindays"] == 7
+    await api.put("/_emulator/settings", json={"expire_change_tracking_in_days": 3})
+    body = (await api.get(f"{BASE}organizations?$select=expirechangetrackingindays")).json()
+    assert body["value"][0]["expirechangetrackingindays"] == 3

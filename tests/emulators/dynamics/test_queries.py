@@ -210,3 +210,13 @@ async def test_count_is_capped_at_5000(api: httpx.AsyncClient) -> None:
     plain = await api.get(f"{BASE}contacts/$count")
     assert plain.headers["Content-Type"].startswith("text/plain")
     assert plain.content.decode("utf-8-sig") == "5000"
+
+
+@pytest.mark.anyio
+async def test_two_prefer_lines_count_as_one_list(api: httpx.AsyncClient) -> None:
+    await seed_people(api)
+    headers = [("Prefer", "odata.maxpagesize=2"), ("Prefer", 'odata.include-annotations="*"')]
+    response = await api.get(f"{BASE}contacts?$select=lastname", headers=headers)
+    assert response.headers["Preference-Applied"] == 'odata.maxpagesize=2,odata.include-annotations="*"'
+    assert len(response.json()["value"]) == 2
+    assert "@odata.nextLink" in response.json()

@@ -16,7 +16,7 @@ async def test_service_document_lists_entity_sets(api: httpx.AsyncClient) -> Non
     assert response.headers["Content-Type"] == "application/json; odata.metadata=minimal"
     sets = {item["name"]: item for item in response.json()["value"]}
     assert sets["contacts"] == {"name": "contacts", "kind": "EntitySet", "url": "contacts"}
-    assert {"accounts", "tasks", "new_vehicles"} <= set(sets)
+    assert {"accounts", "leads", "tasks", "new_vehicles", "activitypointers"} <= set(sets)
 
 
 @pytest.mark.anyio
@@ -73,6 +73,13 @@ async def test_attributes_carry_types_and_option_set_labels(api: httpx.AsyncClie
     )
     options = (await api.get(url)).json()["OptionSet"]["Options"]
     assert [(o["Value"], o["Label"]["UserLocalizedLabel"]["Label"]) for o in options] == [(1, "Male"), (2, "Female")]
+    picklist_filter = "AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'"
+    picklists = (
+        f"{BASE}EntityDefinitions(LogicalName='contact')"
+        f"?$select=LogicalName&$expand=Attributes($select=LogicalName;$filter={picklist_filter})"
+    )
+    expanded = (await api.get(picklists)).json()["Attributes"]
+    assert [a["LogicalName"] for a in expanded] == ["gendercode"]
 
 
 @pytest.mark.anyio
@@ -133,3 +140,12 @@ async def test_metadata_writes_create_a_custom_activity_with_a_column_and_a_key(
     assert upsert.status_code == 204
     timeline = (await api.get(f"{BASE}new_emailopens?$filter=_regardingobjectid_value eq {contact_id}")).json()
     assert [(r["subject"], r["new_eventkey"]) for r in timeline["value"]] == [("Opened newsletter", "msg-1.open")]
+    task = {"subject": "Call back", "regardingobjectid_contact_task@odata.bind": f"/contacts({contact_id})"}
+    assert (await api.post(f"{BASE}tasks", json=task)).status_code == 204
+    url = f"{BASE}activitypointers?$select=subject,activitytypecode&$filter=_regardingobjectid_value eq {contact_id}"
+    timeline = (await api.get(url)).json()["value"]
+    assert sorted((a["activitytypecode"], a["subject"]) for a in timeline) == [
+        ("new_emailopen", "Opened newsletter"),
+        ("task", "Call back"),
+    ]
+    assert (await api.post(f"{BASE}activitypointers", json={"subject": "x"})).status_code == 405

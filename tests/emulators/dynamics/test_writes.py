@@ -199,3 +199,22 @@ async def test_single_property_put_and_delete(api: httpx.AsyncClient) -> None:
     assert (await api.get(f"{BASE}contacts({contact})/jobtitle")).json()["value"] == "CTO"
     assert (await api.delete(f"{BASE}contacts({contact})/jobtitle")).status_code == 204
     assert (await api.get(f"{BASE}contacts({contact})/jobtitle")).status_code == 204
+
+
+@pytest.mark.anyio
+async def test_single_valued_navigation_ref_set_and_removed(api: httpx.AsyncClient) -> None:
+    """§5.5: PUT <set>(<id>)/<nav>/$ref with @odata.id sets a lookup; DELETE .../$ref clears it."""
+    account = (await api.post(f"{BASE}accounts", json={"name": "Northwind"})).headers["OData-EntityId"]
+    contact = await create_contact(api, lastname="Ref")
+    put = await api.put(f"{BASE}contacts({contact})/parentcustomerid_account/$ref", json={"@odata.id": account})
+    assert put.status_code == 204
+    assert put.headers["x-ms-service-request-id"]
+    row = (await api.get(f"{BASE}contacts({contact})?$select=_parentcustomerid_value")).json()
+    assert account.endswith(f"({row['_parentcustomerid_value']})")
+    assert (await api.delete(f"{BASE}contacts({contact})/parentcustomerid_account/$ref")).status_code == 204
+    row = (await api.get(f"{BASE}contacts({contact})?$select=_parentcustomerid_value")).json()
+    assert row["_parentcustomerid_value"] is None
+    missing = await api.put(
+        f"{BASE}contacts({contact})/parentcustomerid_account/$ref", json={"@odata.id": f"{BASE}accounts({MISSING})"}
+    )
+    assert missing.status_code == 404

@@ -108,6 +108,15 @@ class _Gate:
             limits.release(client.client_id, costs)
 
 
+def _joined_headers(scope: Scope) -> dict[str, str]:
+    """Repeated headers joined with commas: docs send two ``Prefer`` lines as often as one (§2.4)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
 class _DataApi:
     """ASGI adapter from a raw request to :func:`router.handle`."""
 
@@ -128,7 +137,7 @@ class _DataApi:
             method=scope["method"],
             path=path,
             query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
+            headers=_joined_headers(scope),
             body=bytes(body),
             base_url=f"{_origin(scope)}{API_PREFIX}",
             user=str(scope.get("crmbridge.user", "")),

@@ -121,7 +121,7 @@ def _run_request(org: Org, outer: ApiRequest, request: BatchRequest, references:
     entity_id = response.header("OData-EntityId")
     if entity_id and request.content_id is not None:
         references[request.content_id] = entity_id
-    headers_out = [(k, v) for k, v in response.headers if k not in ("REQ_ID",)]
+    headers_out = [(k, v) for k, v in response.headers if k not in ("REQ_ID", "x-ms-service-request-id")]
     if entity_id:
         headers_out.insert(0, ("Location", entity_id))
     if response.header("Content-Type") == "application/json; odata.metadata=minimal":

@@ -26,6 +26,7 @@ from crmbridge.emulators.dynamics.queries import (
     page_size,
     select_columns,
     serialize_rows,
+    sql_projection,
 )
 from crmbridge.emulators.dynamics.schema import Table
 from crmbridge.emulators.dynamics.service import Org
@@ -82,8 +83,10 @@ def _initial_page(org: Org, table: Table, req: ApiRequest, cookie: PagingCookie 
     orders = [OrderBy(table.primary_id, False)]
     keyset, params = keyset_condition(table, orders, cookie)
     size = page_size(prefer)
+    projection = sql_projection(table, columns, orders)
     rows = org.storage.query(
-        f"SELECT * FROM {table.sql_name} WHERE {keyset} ORDER BY {table.primary_id} LIMIT ?", [*params, size + 1]
+        f"SELECT {projection} FROM {table.sql_name} WHERE {keyset} ORDER BY {table.primary_id} LIMIT ?",
+        [*params, size + 1],
     )
     more, rows = len(rows) > size, rows[:size]
     req.charge("rows_read", len(rows))
@@ -129,8 +132,9 @@ def _delta_page(org: Org, table: Table, req: ApiRequest, token: str, cookie: Pag
     size = page_size(prefer)
     values: list[dict[str, Any]] = []
     if phase == "rows":
+        projection = sql_projection(table, columns, [])
         rows = org.storage.query(
-            f"SELECT * FROM {table.sql_name} WHERE versionnumber > ? AND versionnumber <= ?"
+            f"SELECT {projection} FROM {table.sql_name} WHERE versionnumber > ? AND versionnumber <= ?"
             " ORDER BY versionnumber LIMIT ?",
             [after, snapshot, size + 1],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from crmbridge.emulators.dynamics.service import Org
 
 __all__ = ["csdl", "entity_definitions", "service_document", "who_am_i"]
 
+_ENUM_LITERAL = re.compile(r"Microsoft\.Dynamics\.CRM\.\w+'([^']*)'")
 ATTRIBUTE_METADATA_TYPES = {
     "String": "StringAttributeMetadata",
     "Memo": "MemoAttributeMetadata",
@@ -51,6 +53,21 @@ def who_am_i(org: Org, req: ApiRequest) -> ApiResponse:
         "OrganizationId": org.organization_id,
     }
     return json_response(200, body)
+
+
+def organizations(org: Org, req: ApiRequest) -> ApiResponse:
+    """The one organization row, for ``organizations?$select=expirechangetrackingindays`` (§4.5; query inferred)."""
+    row = {
+        "@odata.etag": 'W/"1"',
+        "organizationid": org.organization_id,
+        "name": "crmbridge emulator",
+        "expirechangetrackingindays": org.expire_change_tracking_in_days,
+    }
+    select = req.query.get("$select")
+    if select:
+        wanted = {s.strip() for s in select.split(",")} | {"@odata.etag", "organizationid"}
+        row = {k: v for k, v in row.items() if k in wanted}
+    return json_response(200, {"@odata.context": f"{req.base_url}$metadata#organizations", "value": [row]})
 
 
 # --- CSDL ------------------------------------------------------------------------------------------------------
@@ -224,6 +241,8 @@ def _matches(item: dict[str, Any], text: str | None) -> bool:
     """``$filter`` over metadata: comparisons of top-level scalar properties with and/or/not."""
     if not text:
         return True
+    # Enum literals such as Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist' compare as their member name (§8.3).
+    text = _ENUM_LITERAL.sub(r"'\1'", text)
     try:
         tree = ODataParser().parse(ODataLexer().tokenize(text))
     except ODataException as exc:

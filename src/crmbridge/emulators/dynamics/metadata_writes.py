@@ -73,6 +73,8 @@ def column_from_metadata(body: dict[str, Any]) -> Column:
 def _publish(org: Org, table: Table) -> None:
     org.storage.schema.add(table)
     org.storage.ensure_table(table)
+    if table.is_activity:
+        org.storage.refresh_activity_view()
     org.storage.save_schema()
 
 

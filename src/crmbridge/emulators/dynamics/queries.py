@@ -22,7 +22,7 @@ from crmbridge.emulators.dynamics.protocol import (
     json_response,
     parse_prefer,
 )
-from crmbridge.emulators.dynamics.rows import etag, lookup_names, not_found, to_json
+from crmbridge.emulators.dynamics.rows import etag, lookup_names, make_serializer, not_found, to_json
 from crmbridge.emulators.dynamics.schema import Column, Table
 from crmbridge.emulators.dynamics.service import Org
 from crmbridge.emulators.dynamics.storage import Row
@@ -82,8 +82,9 @@ def read_collection(org: Org, table: Table, req: ApiRequest) -> ApiResponse:
     cookie = decode_cookie(query.get("$skiptoken"))
     keyset, keyset_params = keyset_condition(table, orders, cookie)
     order_sql = ", ".join(f"{o.column} {'DESC' if o.descending else 'ASC'}" for o in orders)
+    projection = sql_projection(table, columns, orders, bool(query.get("$expand")))
     rows = org.storage.query(
-        f"SELECT * FROM {table.sql_name} WHERE ({where}) AND ({keyset}) ORDER BY {order_sql} LIMIT ?",
+        f"SELECT {projection} FROM {table.sql_name} WHERE ({where}) AND ({keyset}) ORDER BY {order_sql} LIMIT ?",
         [*params, *keyset_params, size + 1],
     )
     more = len(rows) > size and (top is None or prefer.max_page_size is not None)
@@ -98,6 +99,18 @@ def read_collection(org: Org, table: Table, req: ApiRequest) -> ApiResponse:
         body["@odata.nextLink"] = next_link(req, make_cookie(table, orders, rows, page_number))
     headers = applied_preferences(prefer)
     return json_response(200, body, headers)
+
+
+def sql_projection(table: Table, columns: list[Column], orders: list[OrderBy], everything: bool = False) -> str:
+    """Only the stored columns a page needs: a wide ``SELECT *`` dominates the cost of a 5,000-row page."""
+    if everything:
+        return "*"
+    names = {table.primary_id, "versionnumber", *(o.column for o in orders)}
+    for column in columns:
+        names.add(column.name)
+        if column.type == "Lookup":
+            names.add(f"{column.name}__target")
+    return ", ".join(sorted(names))
 
 
 def _top(query: dict[str, str]) -> int | None:
@@ -131,7 +144,8 @@ def serialize_rows(
     org: Org, table: Table, rows: list[Row], columns: list[Column], prefer: Prefer, expand: str | None, req: ApiRequest
 ) -> list[dict[str, Any]]:
     names = lookup_names(org.storage, table, rows, columns) if prefer.annotations else {}
-    out = [to_json(table, row, columns, prefer, names) for row in rows]
+    serialize = make_serializer(table, columns, prefer, names)
+    out = [serialize(row) for row in rows]
     if expand:
         _expand(org, table, rows, out, expand, prefer, req)
     return out

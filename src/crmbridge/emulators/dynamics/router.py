@@ -23,7 +23,9 @@ def handle(org: Org, req: ApiRequest, batch: BatchHandler | None = None) -> ApiR
     except ODataError as error:
         response = error.response()
     response.headers.append(("OData-Version", "4.0"))
-    response.headers.append(("REQ_ID", str(uuid.uuid4())))
+    request_id = str(uuid.uuid4())
+    response.headers.append(("REQ_ID", request_id))
+    response.headers.append(("x-ms-service-request-id", request_id))  # what clients quote to support (§7.2)
     return response
 
 
@@ -50,11 +52,16 @@ def _dispatch(org: Org, req: ApiRequest, batch: BatchHandler | None) -> ApiRespo
         if method != "GET":
             raise _no_resource(req)  # documented answer to POST WhoAmI (§9 item 3)
         return metadata.who_am_i(org, req)
+    if name == "organizations" and key is None and not rest and method == "GET":
+        return metadata.organizations(org, req)
     if name == "EntityDefinitions":
         return _entity_definitions(org, req, key, rest)
     table = org.storage.schema.by_set(name)
     if table is None:
         raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{name}'.")
+    if table.is_view and method != "GET":
+        # activitypointer rows are written through their own activity table (inferred message).
+        raise ODataError(405, "0x80040800", f"The '{method}' method is not supported on {table.entity_set}.")
     if key is None:
         if not rest and method == "GET":
             if changes.is_change_tracking_request(req):

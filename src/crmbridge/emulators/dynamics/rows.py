@@ -60,26 +60,55 @@ def to_json(
     table: Table, row: Row, columns: list[Column], prefer: Prefer, names: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """A row as Dataverse returns it: ETag first, selected columns, primary key always (§2.6)."""
-    out: dict[str, Any] = {"@odata.etag": etag(row)}
+    return make_serializer(table, columns, prefer, names)(row)
+
+
+def make_serializer(
+    table: Table, columns: list[Column], prefer: Prefer, names: dict[str, str] | None = None
+) -> Callable[[Row], dict[str, Any]]:
+    """One function per page: decisions about columns and annotations are taken once, not per row."""
     formatted = prefer.wants_annotation(FORMATTED)
-    for column in columns:
-        if column.name == table.primary_id:
-            continue
-        value = _json_value(column, row.get(column.name))
-        prop = column.property_name
-        if formatted and value is not None:
-            label = _formatted(column, value, names or {})
-            if label is not None:
-                out[f"{prop}@{FORMATTED}"] = label
-        if column.type == "Lookup" and value is not None:
-            target = row.get(f"{column.name}__target") or ""
-            if prefer.wants_annotation(LOOKUP_NAV):
-                out[f"{prop}@{LOOKUP_NAV}"] = column.targets.get(target, column.name)
-            if prefer.wants_annotation(LOOKUP_TABLE):
-                out[f"{prop}@{LOOKUP_TABLE}"] = target
-        out[prop] = value
-    out[table.primary_id] = row[table.primary_id]
-    return out
+    want_nav, want_table = prefer.wants_annotation(LOOKUP_NAV), prefer.wants_annotation(LOOKUP_TABLE)
+    plain = [c for c in columns if c.name != table.primary_id]
+    primary = table.primary_id
+    lookup_names = names or {}
+
+    if not (formatted or want_nav or want_table):
+        plan = [(c.property_name, c.name, _CONVERTERS.get(c.type)) for c in plain]
+
+        def fast(row: Row) -> dict[str, Any]:
+            out: dict[str, Any] = {"@odata.etag": f'W/"{row["versionnumber"]}"'}
+            for prop, name, convert in plan:
+                value = row.get(name)
+                out[prop] = convert(value) if convert is not None and value is not None else value
+            out[primary] = row[primary]
+            return out
+
+        return fast
+
+    def full(row: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {"@odata.etag": f'W/"{row["versionnumber"]}"'}
+        for column in plain:
+            value = _json_value(column, row.get(column.name))
+            prop = column.property_name
+            if formatted and value is not None:
+                label = _formatted(column, value, lookup_names)
+                if label is not None:
+                    out[f"{prop}@{FORMATTED}"] = label
+            if column.type == "Lookup" and value is not None:
+                target = row.get(f"{column.name}__target") or ""
+                if want_nav:
+                    out[f"{prop}@{LOOKUP_NAV}"] = column.targets.get(target, column.name)
+                if want_table:
+                    out[f"{prop}@{LOOKUP_TABLE}"] = target
+            out[prop] = value
+        out[primary] = row[primary]
+        return out
+
+    return full
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {"Boolean": bool, "Decimal": float, "Money": float, "Double": float}
 
 
 def _json_value(column: Column, value: Any) -> Any:

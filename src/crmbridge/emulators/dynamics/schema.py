@@ -88,6 +88,7 @@ class Table:
     change_tracking: bool = True
     is_activity: bool = False
     is_custom: bool = False
+    is_view: bool = False  # activitypointer: a read-only union of every activity table
     object_type_code: int = 10000
     keys: list[Key] = field(default_factory=list)
 
@@ -190,6 +191,7 @@ def table_from_spec(spec: dict[str, Any]) -> Table:
         change_tracking=bool(spec.get("change_tracking", True)),
         is_activity=is_activity,
         is_custom=bool(spec.get("is_custom", "_" in logical)),
+        is_view=bool(spec.get("is_view", False)),
         object_type_code=int(spec.get("object_type_code", 10000)),
         keys=[Key(k["schema_name"], list(k["attributes"])) for k in spec.get("alternate_keys", [])],
     )
@@ -228,6 +230,7 @@ def table_spec(table: Table) -> dict[str, Any]:
         "change_tracking": table.change_tracking,
         "is_activity": table.is_activity,
         "is_custom": table.is_custom,
+        "is_view": table.is_view,
         "object_type_code": table.object_type_code,
         "columns": {n: _column_spec(c) for n, c in table.columns.items() if n not in generated},
         "alternate_keys": [{"schema_name": k.schema_name, "attributes": k.attributes} for k in table.keys],
@@ -257,7 +260,7 @@ class Schema:
         return cls([table_from_spec(spec) for spec in json.loads(text)["tables"]])
 
     def activity_tables(self) -> list[Table]:
-        return [t for t in self.tables.values() if t.is_activity]
+        return [t for t in self.tables.values() if t.is_activity and not t.is_view]
 
 
 def load_default_schema() -> Schema:

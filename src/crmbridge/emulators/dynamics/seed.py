@@ -7,16 +7,17 @@ Pools always contain apostrophes and non-ASCII names; emails are ASCII, some plu
 
 from __future__ import annotations
 
+import functools
 import random
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from faker import Faker
 
-from crmbridge.dynamics.odata import format_datetime
 from crmbridge.emulators.dynamics.protocol import ApiRequest
 from crmbridge.emulators.dynamics.rows import from_payload
 from crmbridge.emulators.dynamics.service import Org
@@ -28,6 +29,8 @@ LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "pl_PL", "sv_SE")
 SPECIAL_LAST_NAMES = ("O'Brien", "D'Angelo", "Ó Súilleabháin", "Müller-Lüdenscheidt", "Nguyễn", "Łukasiewicz")
 SPECIAL_FIRST_NAMES = ("Zoë", "Siobhán", "Jérôme", "D'Arcy", "Åsa", "Søren")
 BATCH = 20_000
+T = TypeVar("T")
+Place = tuple[str, str, str, str]  # street, city, postcode, country
 MODELS = ("Golf", "Model 3", "Corolla", "Clio", "Octavia", "Civic", "Mustang", "Leaf", "Ibiza", "Astra")
 
 
@@ -40,30 +43,42 @@ class SeedReport:
 
 
 class _Pools:
-    def __init__(self, rnd: random.Random, seed_value: int, size: int = 400) -> None:
-        fakers = [Faker(locale) for locale in LOCALES]
-        for index, faker in enumerate(fakers):
-            faker.seed_instance(seed_value + index)
-        per = max(1, size // len(fakers))
-        self.first = [f.first_name() for f in fakers for _ in range(per)] + list(SPECIAL_FIRST_NAMES)
-        self.last = [f.last_name() for f in fakers for _ in range(per)] + list(SPECIAL_LAST_NAMES)
-        self.places = [
-            (f.street_address(), f.city(), f.postcode(), f.current_country())
-            for f in fakers
-            for _ in range(per // 4 + 1)
-        ]
-        self.companies = [f.company() for f in fakers for _ in range(per // 2 + 1)]
-        self.phones = [f.phone_number() for f in fakers for _ in range(per // 4 + 1)]
+    def __init__(self, rnd: random.Random, seed_value: int) -> None:
+        self.first, self.last, self.places, self.companies, self.phones = _faker_pools(seed_value)
         self.rnd = rnd
 
 
+@functools.lru_cache(maxsize=4)
+def _faker_pools(seed_value: int, size: int = 400) -> tuple[list[str], list[str], list[Place], list[str], list[str]]:
+    """Faker is slow per call and per locale: draw the pools once per seed and reuse them."""
+    fakers = [Faker(locale) for locale in LOCALES]
+    for index, faker in enumerate(fakers):
+        faker.seed_instance(seed_value + index)
+    per = max(1, size // len(fakers))
+    first = [f.first_name() for f in fakers for _ in range(per)] + list(SPECIAL_FIRST_NAMES)
+    last = [f.last_name() for f in fakers for _ in range(per)] + list(SPECIAL_LAST_NAMES)
+    places = [
+        (f.street_address(), f.city(), f.postcode(), f.current_country()) for f in fakers for _ in range(per // 4 + 1)
+    ]
+    companies = [f.company() for f in fakers for _ in range(per // 2 + 1)]
+    phones = [f.phone_number() for f in fakers for _ in range(per // 4 + 1)]
+    return first, last, places, companies, phones
+
+
+@functools.lru_cache(maxsize=4096)
 def _ascii(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return "".join(ch for ch in folded.lower() if ch.isalnum()) or "x"
 
 
+def _pick(rnd: random.Random, items: Sequence[T]) -> T:
+    """``random.choice`` without its per-call overhead (seeding calls it tens of millions of times)."""
+    return items[int(rnd.random() * len(items))]
+
+
 def _birthdate(rnd: random.Random) -> str:
-    return f"{rnd.randrange(1940, 2006)}-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}"
+    year, month, day = 1940 + int(rnd.random() * 66), 1 + int(rnd.random() * 12), 1 + int(rnd.random() * 28)
+    return f"{year}-{month:02d}-{day:02d}"
 
 
 def _guid(rnd: random.Random) -> str:
@@ -89,10 +104,15 @@ def seed(
 
 
 def _stamps(org: Org, rnd: random.Random) -> tuple[str, str]:
-    now = org.clock.now()
-    created = now - timedelta(seconds=rnd.randrange(1, 2 * 365 * 86400))
-    modified = created + timedelta(seconds=rnd.randrange(0, max(1, int((now - created).total_seconds()))))
-    return format_datetime(created), format_datetime(modified)
+    """createdon within the last two years, modifiedon between it and now (isoformat: strftime is slow)."""
+    now = org.clock.now().timestamp()
+    created = now - 1 - rnd.random() * 2 * 365 * 86400
+    modified = created + rnd.random() * (now - created)
+    return _iso(created), _iso(modified)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(int(timestamp), UTC).isoformat()[:19] + "Z"
 
 
 def _seed_accounts(org: Org, pools: _Pools, count: int) -> list[str]:
@@ -104,9 +124,9 @@ def _seed_accounts(org: Org, pools: _Pools, count: int) -> list[str]:
     for index in range(count):
         row_id = _guid(rnd)
         ids.append(row_id)
-        street, city, postcode, country = rnd.choice(pools.places)
+        street, city, postcode, country = _pick(rnd, pools.places)
         created, modified = _stamps(org, rnd)
-        rows.append((row_id, rnd.choice(pools.companies), f"ACC-{index:07d}", rnd.choice(pools.phones), street,
+        rows.append((row_id, _pick(rnd, pools.companies), f"ACC-{index:07d}", _pick(rnd, pools.phones), street,
                      city, postcode, country, 0, 0, 1, created, modified, org.storage.next_version()))  # fmt: skip
     org.storage.bulk_insert(table, names, rows)
     return ids
@@ -128,21 +148,21 @@ def _seed_contacts(
         for index in range(start, min(count, start + BATCH)):
             row_id = _guid(rnd)
             ids.append(row_id)
-            first, last = rnd.choice(pools.first), rnd.choice(pools.last)
+            first, last = _pick(rnd, pools.first), _pick(rnd, pools.last)
             local = f"{_ascii(first)}.{_ascii(last)}{index}"
             if rnd.random() < 0.1:
-                local += f"+{rnd.choice(('news', 'crm', 'promo'))}"  # plus-addressing, a known key pitfall (§5.4)
+                local += f"+{_pick(rnd, ('news', 'crm', 'promo'))}"  # plus-addressing, a known key pitfall (§5.4)
             out = rnd.random() < optout_share
             opted_out += out
-            street, city, postcode, country = rnd.choice(pools.places)
+            street, city, postcode, country = _pick(rnd, pools.places)
             created, modified = _stamps(org, rnd)
-            parent = rnd.choice(account_ids) if account_ids and rnd.random() < 0.7 else None
+            parent = _pick(rnd, account_ids) if account_ids and rnd.random() < 0.7 else None
             inactive = rnd.random() < 0.03
             rows.append((
-                row_id, first, last, f"{first} {last}", f"{local}@{rnd.choice(domains)}",
-                f"{_ascii(last)}{index}@work.example" if rnd.random() < 0.2 else None, rnd.choice(pools.phones),
-                rnd.choice(pools.phones) if rnd.random() < 0.5 else None, street, city, postcode, country,
-                rnd.choice((1, 2, None)), _birthdate(rnd),
+                row_id, first, last, f"{first} {last}", f"{local}@{_pick(rnd, domains)}",
+                f"{_ascii(last)}{index}@work.example" if rnd.random() < 0.2 else None, _pick(rnd, pools.phones),
+                _pick(rnd, pools.phones) if rnd.random() < 0.5 else None, street, city, postcode, country,
+                _pick(rnd, (1, 2, None)), _birthdate(rnd),
                 int(out), int(out and rnd.random() < 0.5), int(rnd.random() < 0.05), int(rnd.random() < 0.05),
                 int(rnd.random() < 0.05), 1, parent, "account" if parent else None, int(inactive),
                 2 if inactive else 1, created, modified, org.storage.next_version(),
@@ -159,8 +179,8 @@ def _seed_vehicles(org: Org, pools: _Pools, contact_ids: list[str], share: float
     for contact_id in contact_ids:
         if rnd.random() >= share:
             continue
-        model = rnd.choice(MODELS)
-        vin = "".join(rnd.choice(alphabet) for _ in range(17))
+        model = _pick(rnd, MODELS)
+        vin = "".join(_pick(rnd, alphabet) for _ in range(17))
         created, modified = _stamps(org, rnd)
         rows.append((_guid(rnd), f"{model} {vin[-6:]}", vin, model, rnd.randrange(1995, 2027), contact_id, "contact",
                      0, 1, created, modified, org.storage.next_version()))  # fmt: skip
@@ -203,14 +223,14 @@ def mutate(org: Org, table_name: str, updates: int = 0, deletes: int = 0, ids: l
 
 def _user_change(table_name: str, rnd: random.Random) -> dict[str, Any]:
     if table_name == "contact":
-        return rnd.choice([
+        return _pick(rnd, [
             {"telephone1": f"+1 555 {rnd.randrange(1000, 9999)}"},
-            {"jobtitle": rnd.choice(("CTO", "Buyer", "Head of Marketing", "Engineer"))},
+            {"jobtitle": _pick(rnd, ("CTO", "Buyer", "Head of Marketing", "Engineer"))},
             {"donotbulkemail": rnd.random() < 0.5},
-            {"lastname": rnd.choice(SPECIAL_LAST_NAMES)},
+            {"lastname": _pick(rnd, SPECIAL_LAST_NAMES)},
         ])  # fmt: skip
     if table_name == "new_vehicle":
-        return {"new_model": rnd.choice(MODELS)}
+        return {"new_model": _pick(rnd, MODELS)}
     if table_name == "account":
         return {"telephone1": f"+1 555 {rnd.randrange(1000, 9999)}"}
     return {}

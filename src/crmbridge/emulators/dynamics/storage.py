@@ -26,7 +26,6 @@ class Storage:
     def __init__(self, path: str, schema: Schema | None = None) -> None:
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-65536"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -36,9 +35,16 @@ class Storage:
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS tombstones_by_version ON tombstones (tbl, version)")
         stored = self.get_meta("schema")
-        self.schema = Schema.from_json(stored) if stored else (schema or load_default_schema())
+        self.schema = schema or load_default_schema()
+        if stored:
+            # Tables created through metadata live in the file; tables added to tables.json since are added.
+            previous = Schema.from_json(stored)
+            for table in self.schema.tables.values():
+                previous.tables.setdefault(table.logical_name, table)
+            self.schema = previous
         for table in self.schema.tables.values():
             self.ensure_table(table)
+        self.refresh_activity_view()
         self.save_schema()
         self._savepoints = itertools.count()
         self.version = self._max_version()
@@ -57,6 +63,8 @@ class Storage:
 
     def ensure_table(self, table: Table) -> None:
         """Create the SQL table, add columns declared since, and index versions, lookups and alternate keys."""
+        if table.is_view:
+            return
         existing = {r[1] for r in self.db.execute(f"PRAGMA table_info({table.sql_name})")}
         if not existing:
             self.db.execute(f"CREATE TABLE {table.sql_name} ({table.primary_id} TEXT PRIMARY KEY) WITHOUT ROWID")
@@ -75,9 +83,23 @@ class Storage:
             columns = ", ".join(key.attributes)
             self.db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}__key_{key.schema_name} ON {name} ({columns})")
 
+    def refresh_activity_view(self) -> None:
+        """``activitypointer``: the columns every activity shares, over all activity tables (the timeline's source)."""
+        view = next((t for t in self.schema.tables.values() if t.is_view), None)
+        if view is None:
+            return
+        names = [*view.columns, "regardingobjectid__target"]
+        selects = [f"SELECT {', '.join(names)} FROM {t.sql_name}" for t in self.schema.activity_tables()] or [
+            f"SELECT {', '.join(f'NULL AS {n}' for n in names)} WHERE 0"
+        ]
+        self.db.execute(f"DROP VIEW IF EXISTS {view.sql_name}")
+        self.db.execute(f"CREATE VIEW {view.sql_name} AS {' UNION ALL '.join(selects)}")
+
     def _max_version(self) -> int:
         highest = self.db.execute("SELECT coalesce(max(version), 0) FROM tombstones").fetchone()[0]
         for table in self.schema.tables.values():
+            if table.is_view:
+                continue
             value = self.db.execute(f"SELECT coalesce(max(versionnumber), 0) FROM {table.sql_name}").fetchone()[0]
             highest = max(highest, value)
         return int(highest)
@@ -104,14 +126,13 @@ class Storage:
     # --- rows ---------------------------------------------------------------------------------------------
 
     def get(self, table: Table, row_id: str) -> Row | None:
-        row = self.db.execute(f"SELECT * FROM {table.sql_name} WHERE {table.primary_id} = ?", (row_id,)).fetchone()
-        return None if row is None else dict(row)
+        rows = self.query(f"SELECT * FROM {table.sql_name} WHERE {table.primary_id} = ?", (row_id,))
+        return rows[0] if rows else None
 
     def find_by_values(self, table: Table, values: dict[str, Any]) -> Row | None:
         where = " AND ".join(f"{name} = ?" for name in values)
-        sql = f"SELECT * FROM {table.sql_name} WHERE {where} LIMIT 1"
-        row = self.db.execute(sql, tuple(values.values())).fetchone()
-        return None if row is None else dict(row)
+        rows = self.query(f"SELECT * FROM {table.sql_name} WHERE {where} LIMIT 1", tuple(values.values()))
+        return rows[0] if rows else None
 
     def insert(self, table: Table, row: Row) -> None:
         names = list(row)
@@ -138,7 +159,9 @@ class Storage:
             self.db.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self.db.execute(sql, tuple(params))]
+        cursor = self.db.execute(sql, tuple(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.db.execute(sql, tuple(params)).fetchone()
@@ -159,11 +182,13 @@ class Storage:
         """Drop every row and every table created through metadata; back to the schema file."""
         with self.atomic():
             for table in self.schema.tables.values():
-                self.db.execute(f"DROP TABLE IF EXISTS {table.sql_name}")
+                kind = "VIEW" if table.is_view else "TABLE"
+                self.db.execute(f"DROP {kind} IF EXISTS {table.sql_name}")
             self.db.execute("DELETE FROM tombstones")
             self.schema = load_default_schema()
             for table in self.schema.tables.values():
                 self.ensure_table(table)
+            self.refresh_activity_view()
             self.save_schema()
 
     def close(self) -> None:
