@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,7 +22,7 @@ from crmbridge.dynamics.auth import (
     StaticTokenProvider,
     dataverse_scope,
 )
-from crmbridge.exceptions import AuthenticationError
+from crmbridge.exceptions import AuthenticationError, ConfigError
 
 AUTHORITY = "https://login.example.test/tenant-1"
 SECRET = "s3cret-value-that-must-not-leak"
@@ -177,3 +178,23 @@ async def test_static_provider_counts_invalidations_for_reauthentication_tests()
     provider.invalidate()
     assert await provider.token() == "abc"
     assert provider.invalidations == 1
+
+
+def test_certificate_file_that_does_not_match_the_configured_thumbprint_is_a_config_error(tmp_path: Path) -> None:
+    leaf = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("crmbridge-app", key_type=trustme.KeyType.RSA)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes())
+
+    with pytest.raises(ConfigError, match="thumbprint"):
+        ClientCertificate.from_pem_file(pem, thumbprint="0" * 40)
+    certificate = ClientCertificate.from_pem_file(pem)
+    assert ClientCertificate.from_pem_file(pem, thumbprint=certificate.thumbprint.lower()).expected_thumbprint
+
+
+def test_certificate_file_without_a_private_key_is_a_config_error(tmp_path: Path) -> None:
+    leaf = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("crmbridge-app", key_type=trustme.KeyType.RSA)
+    pem = tmp_path / "cert-only.pem"
+    pem.write_bytes(leaf.cert_chain_pems[0].bytes())
+
+    with pytest.raises(ConfigError, match="private key and the certificate"):
+        ClientCertificate.from_pem_file(pem)

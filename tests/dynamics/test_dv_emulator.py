@@ -240,3 +240,43 @@ async def test_throttling_storm_completes_with_zero_failed_operations(small_org:
     table = storage.schema.tables["contact"].sql_name
     rows = storage.query(f"SELECT COUNT(*) AS n FROM {table} WHERE jobtitle = ?", ["Storm chaser"])  # noqa: S608
     assert rows[0]["n"] == 45
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("atomic", [True, False])
+async def test_batch_upserts_by_id_replay_cleanly_and_deleting_a_gone_row_is_not_an_error(
+    small_org: Starlette, atomic: bool
+) -> None:
+    ids = [str(uuid.UUID(int=n + 1)) for n in range(3)]
+    upserts = [BatchOperation.upsert("tasks", row_id, {"subject": f"task {row_id[-1]}"}) for row_id in ids]
+    deletes = [BatchOperation.delete("tasks", ids[0])] * 2
+
+    async with in_process_client(small_org) as client:
+        first = await client.write_batch(upserts, atomic=atomic)
+        replay = await client.write_batch(upserts, atomic=atomic)
+        removed = await client.write_batch(deletes, atomic=atomic)
+
+    assert all(r.ok for r in [*first, *replay, *removed])
+    assert _task_count(small_org) == 2
+
+
+@pytest.mark.anyio
+async def test_read_resumed_from_a_stored_next_link_returns_the_remaining_rows_once(small_org: Starlette) -> None:
+    async with in_process_client(small_org) as crashed:
+        pages = crashed.reader.iter_changes(CONTACTS, ["lastname"], page_size=25)
+        first = await anext(pages)
+        await pages.aclose()  # the process "dies" after committing page 1 and its next_link
+    assert first.next_link is not None
+
+    async with in_process_client(small_org) as resumed:
+        rest = [
+            p
+            async for p in resumed.reader.iter_changes(
+                CONTACTS, ["lastname"], resume_next_link=first.next_link, page_size=25
+            )
+        ]
+
+    ids = [c.id for page in [first, *rest] for c in page.changes]
+    assert len(ids) == len(set(ids)) == 60
+    assert set(ids) == await _contact_ids(small_org)
+    assert rest[-1].delta_link is not None

@@ -24,11 +24,13 @@ from crmbridge.dynamics.odata import (
     ChangeSetResponse,
     batch_content_type,
     encode_batch_request,
+    format_key,
     parse_batch_response,
     parse_error_body,
 )
 from crmbridge.dynamics.results import WriteResult, split_until_alone
 from crmbridge.dynamics.session import DataverseSession, encode_json
+from crmbridge.dynamics.writer import RowKey, key_text
 from crmbridge.exceptions import ApiErrorDetails, ProtocolError, RecordError, TransientError
 from crmbridge.http import Action
 
@@ -52,6 +54,24 @@ class BatchOperation:
     @property
     def idempotent(self) -> bool:
         return self.method.upper() != "POST"
+
+    @classmethod
+    def create(cls, entity_set: str, values: Mapping[str, Any], *, record_key: str | None = None) -> BatchOperation:
+        return cls("POST", entity_set, values, record_key=record_key)
+
+    @classmethod
+    def update(cls, entity_set: str, key: RowKey, values: Mapping[str, Any]) -> BatchOperation:
+        """Update only (``If-Match: *``): a missing row is refused, never created."""
+        return cls("PATCH", f"{entity_set}{format_key(key)}", values, {"If-Match": "*"}, key_text(key))
+
+    @classmethod
+    def upsert(cls, entity_set: str, key: RowKey, values: Mapping[str, Any]) -> BatchOperation:
+        """Create or update the row addressed by its id or alternate key (check :func:`unusable_key_error` first)."""
+        return cls("PATCH", f"{entity_set}{format_key(key)}", values, record_key=key_text(key))
+
+    @classmethod
+    def delete(cls, entity_set: str, key: RowKey) -> BatchOperation:
+        return cls("DELETE", f"{entity_set}{format_key(key)}", record_key=key_text(key))
 
 
 Indexed = tuple[int, BatchOperation]
@@ -111,9 +131,12 @@ class BatchWriter:
             response = by_content_id.get(str(n)) or (responses[n - 1] if n - 1 < len(responses) else None)
             if response is None:
                 raise ProtocolError(f"$batch answered {len(responses)} parts for a change set of {len(chunk)}")
-            if response.status >= 400:
+            if _already_gone(operation, response):
+                results.append(WriteResult(index=index))
+            elif response.status >= 400:
                 raise _part_error(response, operation, self._session)
-            results.append(WriteResult(index=index, id=_entity_id(response)))
+            else:
+                results.append(WriteResult(index=index, id=_entity_id(response)))
         return results
 
     async def _send_independent(self, chunk: list[Indexed]) -> list[WriteResult]:
@@ -130,7 +153,7 @@ class BatchWriter:
             retry: list[Indexed] = []
             for (index, operation), response in zip(pending, responses, strict=True):
                 action = _action(response)
-                if action is Action.SUCCESS:
+                if action is Action.SUCCESS or _already_gone(operation, response):
                     results.append(WriteResult(index=index, id=_entity_id(response)))
                 elif action in (Action.RETRY, Action.PAUSE) and operation.idempotent:
                     retry.append((index, operation))
@@ -170,6 +193,11 @@ class BatchWriter:
         if not content_type.lower().startswith("multipart/mixed"):
             raise ProtocolError(f"$batch answered {content_type or 'no content type'} instead of multipart/mixed")
         return parse_batch_response(content_type, response.content)
+
+
+def _already_gone(operation: BatchOperation, response: BatchResponse) -> bool:
+    """A replayed delete of a row that no longer exists did what it was asked (as ``DataverseWriter.delete``)."""
+    return operation.method.upper() == "DELETE" and response.status == 404
 
 
 def _flatten(parts: Sequence[BatchResponse | ChangeSetResponse]) -> list[BatchResponse]:
