@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
@@ -41,6 +44,36 @@ def _root(
 
 config_app = typer.Typer(help="Check and describe crmbridge.yaml.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="The configuration file, e.g. crmbridge.yaml.", show_default=False)],
+) -> None:
+    """Check FILE without contacting any service.
+
+    Prints "OK: ..." with a summary, or every problem as FILE:LINE: path: message.
+
+    Exit code 0 when valid, 1 when the configuration has problems, 2 when the file cannot be read or is not YAML.
+
+    ${ENV_VAR} references are resolved from the environment; secrets are never printed.
+    """
+    from crmbridge.config.report import validate_file
+
+    report = validate_file(file)
+    for line in report.lines:
+        typer.echo(line, err=report.exit_code != 0)
+    raise typer.Exit(report.exit_code)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of crmbridge.yaml (point your editor's YAML language server at it)."""
+    import json
+
+    from crmbridge.config import config_json_schema
+
+    typer.echo(json.dumps(config_json_schema(), indent=2, ensure_ascii=False))
 
 
 # --- state --------------------------------------------------------------------------------------------------

@@ -1,0 +1,283 @@
+"""Settings of the email-event flow (Campaign → Dynamics): where events come from and what is written where."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import fields as dataclass_fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+
+from crmbridge.config.connections import Strict
+from crmbridge.config.types import ColumnName, JournalStart, PositiveDuration, ServiceUrl
+from crmbridge.records import EmailEvent, EventType
+
+__all__ = [
+    "ActivityColumns",
+    "ActivityTable",
+    "ActivityTables",
+    "EventSource",
+    "EventTypes",
+    "EventsSettings",
+    "ExportsSource",
+    "FollowupTasks",
+    "JournalSource",
+    "Rollups",
+    "SftpLocation",
+]
+
+# EmailEvent fields a journal payload can fill; the others are set by the reader itself.
+PAYLOAD_FIELDS = frozenset(f.name for f in dataclass_fields(EmailEvent)) - {"source_kind", "source_position", "raw"}
+
+# The ACS payload schema on I/O Events is not public (shared/protocols/adobe-io-events-and-exports.md §B): these
+# paths are inferred from the XDM Campaign ExperienceEvent field names and must be checked against a real tenant.
+DEFAULT_PAYLOAD_MAPPING: dict[str, str] = {
+    "event_type": "type",
+    "occurred_at": "time",
+    "source_event_id": "eventid",
+    "external_id": "data.externalID",
+    "email": "data.email",
+    "campaign_id": "data.campaignName",
+    "campaign_label": "data.campaignLabel",
+    "delivery_id": "data.deliveryName",
+    "delivery_label": "data.deliveryLabel",
+    "broadlog_id": "data.broadlogID",
+    "tracking_log_id": "data.trackinglogID",
+    "url": "data.url",
+    "url_label": "data.urlLabel",
+    "url_type": "data.urlCategory",
+    "bounce_type": "data.failureType",
+    "bounce_reason": "data.reason",
+    "mirror_page_url": "data.mirrorPageURL",
+}
+
+# CloudEvent `type` codes of ACS email events (inferred: the real codes are discoverable only in an entitled org).
+DEFAULT_EVENT_CODES: dict[str, EventType] = {
+    "com.adobe.campaign.email.sent": EventType.SEND,
+    "com.adobe.campaign.email.opened": EventType.OPEN,
+    "com.adobe.campaign.email.clicked": EventType.CLICK,
+    "com.adobe.campaign.email.bounced": EventType.BOUNCE,
+}
+
+# The journal rejects a token without the I/O Management API scope (adobe-io-events-and-exports.md A.3).
+DEFAULT_JOURNAL_SCOPES = ("openid", "AdobeID", "read_organizations", "adobeio_api")
+
+TEMPLATE_FIELDS = frozenset({"campaign_id", "campaign_label", "delivery_id", "delivery_label", "url", "occurred_at"})
+
+
+def _check_template(template: str) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"not a valid template ({error}); use {{campaign_id}} style placeholders") from None
+    unknown = sorted(names - TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use any of {', '.join(sorted(TEMPLATE_FIELDS))}")
+    return template
+
+
+Template = Annotated[str, AfterValidator(_check_template)]
+
+
+class JournalSource(Strict):
+    """Adobe I/O Events journal (pull API) of the registration that receives the Campaign events."""
+
+    url: ServiceUrl = Field(description="Journal URL, copied verbatim from the registration (do not build it).")
+    ims_org_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]+@AdobeOrg$",
+        description="Sent as x-ims-org-id; defaults to campaign.ims_org_id.",
+    )
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_JOURNAL_SCOPES), description="IMS token scopes.")
+    start: JournalStart = Field(default="latest", description="First read: oldest, latest, or a duration back.")
+    page_limit: Annotated[int, Field(ge=1, le=10_000)] = Field(default=500, description="Events per journal read.")
+    payload_mapping: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PAYLOAD_MAPPING),
+        description="EmailEvent field -> dotted path in the event (inferred defaults; replaces them all when set).",
+    )
+    event_codes: dict[str, EventType] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_CODES),
+        description="CloudEvent type -> send/open/click/bounce (inferred defaults; replaces them all when set).",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _needs_adobeio_api(cls, scopes: list[str]) -> list[str]:
+        if "adobeio_api" not in scopes:
+            raise ValueError("the journal needs the adobeio_api scope (I/O Management API): add it to the list")
+        return scopes
+
+    @field_validator("payload_mapping")
+    @classmethod
+    def _known_event_fields(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for name, path in mapping.items():
+            if name not in PAYLOAD_FIELDS:
+                raise ValueError(f"{name!r} is not an EmailEvent field; use any of {', '.join(sorted(PAYLOAD_FIELDS))}")
+            if not path or any(not part for part in path.split(".")):
+                raise ValueError(f"{name}: {path!r} is not a dotted path such as data.deliveryName")
+        for required in ("event_type", "occurred_at"):
+            if required not in mapping:
+                raise ValueError(f"map {required}: an event cannot be read without it")
+        return mapping
+
+    @property
+    def start_back(self) -> timedelta | None:
+        """How far back the first read seeks, or None for oldest / latest."""
+        return self.start if isinstance(self.start, timedelta) else None
+
+
+class SftpLocation(Strict):
+    """The Campaign SFTP server that export workflows upload to."""
+
+    host: str = Field(min_length=1, description="e.g. acme.campaign.adobe.com")
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: str = Field(min_length=1)
+    password: SecretStr | None = Field(default=None, description="Password; or use private_key.")
+    private_key: Path | None = Field(default=None, description="Private key file; or use password.")
+    private_key_passphrase: SecretStr | None = None
+    known_hosts: Path | None = Field(default=None, description="known_hosts file; default: the user's own.")
+    remote_dir: str = Field(default="d365_loads/exports", min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_credential(self) -> SftpLocation:
+        if (self.password is None) == (self.private_key is None):
+            raise ValueError("give exactly one of password or private_key")
+        return self
+
+
+class ExportsSource(Strict):
+    """Delivery-log and tracking-log files written by ACS export workflows, in a folder or on SFTP."""
+
+    folder: Path | None = Field(default=None, description="Local folder the files land in; or use sftp.")
+    sftp: SftpLocation | None = Field(default=None, description="SFTP location; or use folder.")
+    file_pattern: str = Field(default="*.txt*", min_length=1, description="Glob of the export files (.gz is read).")
+    delimiter: str = Field(default="\t", min_length=1, max_length=1, description="Column separator.")
+    encoding: str = Field(default="utf-8", min_length=1, description="File encoding, e.g. utf-8 or cp1252.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}; use utf-8 or cp1252 (Latin 1)") from None
+        return encoding
+
+    @model_validator(mode="after")
+    def _exactly_one_location(self) -> ExportsSource:
+        if (self.folder is None) == (self.sftp is None):
+            raise ValueError("give exactly one of folder or sftp")
+        return self
+
+
+class EventSource(Strict):
+    """Exactly one of ``journal`` or ``exports``."""
+
+    journal: JournalSource | None = None
+    exports: ExportsSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EventSource:
+        if (self.journal is None) == (self.exports is None):
+            raise ValueError("give exactly one of journal or exports")
+        return self
+
+
+class EventTypes(Strict):
+    """Which events are written. Sends are the volume, so they are off unless asked for."""
+
+    send: bool = False
+    open: bool = True
+    click: bool = True
+    bounce: Literal["hard", "hard_and_soft", "off"] = "hard"
+
+
+class ActivityTable(Strict):
+    """A Dataverse activity table: logical name and entity set name (the plural used in URLs)."""
+
+    logical_name: ColumnName
+    entity_set: ColumnName
+
+
+def _table(singular: str) -> ActivityTable:
+    return ActivityTable(logical_name=singular, entity_set=singular + "s")
+
+
+class ActivityTables(Strict):
+    """One activity table per event type; defaults carry crmbridge's own publisher prefix (cmb_)."""
+
+    send: ActivityTable = Field(default_factory=lambda: _table("cmb_emailsend"))
+    open: ActivityTable = Field(default_factory=lambda: _table("cmb_emailopen"))
+    click: ActivityTable = Field(default_factory=lambda: _table("cmb_emailclick"))
+    bounce: ActivityTable = Field(default_factory=lambda: _table("cmb_emailbounce"))
+
+
+class ActivityColumns(Strict):
+    """Column logical names on the activity tables (the same on all four)."""
+
+    subject: ColumnName = "subject"
+    occurred_on: ColumnName = "cmb_occurredon"
+    campaign: ColumnName = "cmb_campaignname"
+    delivery: ColumnName = "cmb_deliveryname"
+    url: ColumnName = "cmb_trackingurl"
+    mirror_page: ColumnName = "cmb_mirrorpageurl"
+    bounce_reason: ColumnName = "cmb_bouncereason"
+    event_key: ColumnName = Field(default="cmb_eventkey", description="Alternate-key column holding the event key.")
+
+
+class Rollups(Strict):
+    """Optional summary columns on the contact, computed from the event ledger."""
+
+    enabled: bool = False
+    last_sent: ColumnName = "cmb_lastemailsenton"
+    last_opened: ColumnName = "cmb_lastemailopenedon"
+    last_clicked: ColumnName = "cmb_lastemailclickedon"
+    last_bounced: ColumnName = "cmb_lastemailbouncedon"
+    hard_bounced: ColumnName = "cmb_emailhardbounced"
+    sent_count: ColumnName = "cmb_emailsentcount"
+    open_count: ColumnName = "cmb_emailopencount"
+    click_count: ColumnName = "cmb_emailclickcount"
+    bounce_count: ColumnName = "cmb_emailbouncecount"
+
+
+class FollowupTasks(Strict):
+    """Optional `task` rows regarding the contact, at most one per event."""
+
+    on_click: bool = False
+    on_hard_bounce: bool = False
+    click_subject: Template = "Follow up on URL click: {url}"
+    bounce_subject: Template = "Reconcile the invalid email address ({delivery_id})"
+    due_in_days: Annotated[int, Field(ge=0, le=365)] = 0
+
+
+class EventsSettings(Strict):
+    """Job 3: email events from Campaign to activities on the Dynamics contact timeline."""
+
+    enabled: bool = True
+    source: EventSource
+    backfill_from_exports: ExportsSource | None = Field(
+        default=None, description="Export files read to fill the gap after the journal answers 410 (expired)."
+    )
+    types: EventTypes = Field(default_factory=EventTypes)
+    activity_tables: ActivityTables = Field(default_factory=ActivityTables)
+    columns: ActivityColumns = Field(default_factory=ActivityColumns)
+    subject_template: Template = Field(
+        default="Campaign Name: {campaign_id}; Delivery Name: {delivery_id}",
+        description="Activity subject; the default matches Adobe's integration.",
+    )
+    rollups: Rollups = Field(default_factory=Rollups)
+    followup_tasks: FollowupTasks = Field(default_factory=FollowupTasks)
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=500, description="Activity rows per bulk write ($batch holds 1000 operations at most)."
+    )
+    interval: PositiveDuration | None = Field(default=None, description="Poll interval; default service.interval.")
+
+    @model_validator(mode="after")
+    def _backfill_needs_journal(self) -> EventsSettings:
+        if self.backfill_from_exports is not None and self.source.journal is None:
+            raise ValueError("backfill_from_exports fills journal gaps: use it only with a journal source")
+        return self
