@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+import structlog
 
 from crmbridge.exceptions import RateLimited, TransientError
 from crmbridge.http import Action, HttpStats, MaybeAppliedError, RetryPolicy, parse_retry_after
@@ -237,11 +238,16 @@ async def test_retry_is_logged_with_secrets_redacted(capsys: pytest.CaptureFixtu
     configure_logging("json", stream=None)
     fake = FakeTime()
     transport = ScriptedTransport(httpx.Response(503), ok())
-    async with transport.client() as client:
-        request = client.build_request(
-            "GET", "/contacts?access_token=abcdef123456", headers={"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.c2ln"}
-        )
-        await policy(fake).send(client, request, classify=classify, idempotent=True)
+    try:
+        async with transport.client() as client:
+            request = client.build_request(
+                "GET",
+                "/contacts?access_token=abcdef123456",
+                headers={"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.c2ln"},
+            )
+            await policy(fake).send(client, request, classify=classify, idempotent=True)
+    finally:
+        structlog.reset_defaults()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     retry = next(line for line in lines if line["event"] == "http.retry")
     assert retry["status"] == 503

@@ -7,8 +7,11 @@ configuration loaded (registered by :func:`register_secret`), so a secret is hid
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+from collections.abc import Mapping
+from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "redact", "redact_headers", "register_secret"]
 
@@ -54,7 +57,8 @@ def register_secret(value: str | None) -> None:
     with _lock:
         if value in _secrets:
             return
-        _secrets.add(value)
+        # A secret is logged as it travels: inside a form body or query string, or inside a JSON string.
+        _secrets.update({value, quote_plus(value), quote(value, safe=""), json.dumps(value)[1:-1]})
         # Longest first, so a secret that contains another is replaced whole.
         alternatives = sorted(_secrets, key=len, reverse=True)
         _secrets_pattern = re.compile("|".join(re.escape(s) for s in alternatives))
@@ -70,7 +74,7 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers safe to log: credential headers replaced whole, the rest passed through :func:`redact`."""
     return {
         name: (REDACTED if name.lower() in _SENSITIVE_HEADERS else redact(value)) for name, value in headers.items()

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["DroppedConnection", "FaultConfig", "FaultInjector"]
+import httpx
+
+__all__ = ["DroppedConnection", "FaultConfig", "FaultInjector", "asgi_transport"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,8 +87,11 @@ class FaultInjector:
     def _count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
 
+    def _is_exempt(self, path: str) -> bool:
+        return path == self.exempt_prefix or path.startswith(self.exempt_prefix.rstrip("/") + "/")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.exempt_prefix):
+        if scope["type"] != "http" or self._is_exempt(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         cfg = self.config
@@ -97,10 +103,10 @@ class FaultInjector:
             await asyncio.sleep(delay / 1000)
         if self._roll(cfg.drop_before_rate):
             self._count("drop_before")
-            raise DroppedConnection("fault injection: connection dropped before the request was applied")
+            await _abort(send, "fault injection: connection dropped before the request was applied")
         if self._roll(cfg.throttle_rate):
             self._count("throttle")
-            headers = {"Retry-After": f"{cfg.retry_after_s:g}"} if cfg.retry_after_s is not None else {}
+            headers = {"Retry-After": _delta_seconds(cfg.retry_after_s)} if cfg.retry_after_s is not None else {}
             await _send_json(send, 429, _error_body(429, "Too many requests (injected fault)"), headers)
             return
         if self._roll(cfg.error_rate):
@@ -121,9 +127,47 @@ class FaultInjector:
         await self.app(scope, receive, capture)
         if drop_after:
             self._count("drop_after")
-            raise DroppedConnection("fault injection: request applied, then the connection was dropped")
+            await _abort(send, "fault injection: request applied, then the connection was dropped")
         self._count("malformed")
         await _replay_truncated(captured, send)
+
+
+async def _abort(send: Send, reason: str) -> None:
+    """Break the connection mid-response, so every client sees a transport error and never a status to act on.
+
+    Raising before ``http.response.start`` is not enough over a socket: uvicorn then answers a tidy 500. Once the
+    head promising one body byte is out, uvicorn can only close the connection, and the client reads a truncated
+    response (httpx: ``RemoteProtocolError``).
+    """
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
+    raise DroppedConnection(reason)
+
+
+def _delta_seconds(seconds: float) -> str:
+    # RFC 9110 Retry-After is a non-negative integer of seconds: "1.5" or "1e+03" would be garbage to a client.
+    return str(max(0, math.ceil(seconds)))
+
+
+class _DropAwareASGITransport(httpx.ASGITransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except DroppedConnection as exc:
+            raise httpx.RemoteProtocolError(f"Server disconnected without a complete response ({exc})") from exc
+        except BaseExceptionGroup as group:  # Starlette middleware may wrap the app's exception in a group
+            drops, _rest = group.split(DroppedConnection)
+            if drops is None:
+                raise
+            raise httpx.RemoteProtocolError("Server disconnected without a complete response") from group
+
+
+def asgi_transport(app: ASGIApp) -> httpx.AsyncBaseTransport:
+    """An in-process transport to ``app`` on which dropped connections look as they do over a socket.
+
+    ``httpx.ASGITransport`` would hand the middleware's :class:`DroppedConnection` to the client as is; uvicorn
+    aborts the connection instead, which an httpx client sees as ``httpx.RemoteProtocolError``.
+    """
+    return _DropAwareASGITransport(app=app)
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:
