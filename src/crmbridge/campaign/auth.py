@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from crmbridge.exceptions import ApiErrorDetails, AuthenticationError, ConfigError, TransientError
+from crmbridge.http import Action, RetryPolicy
 from crmbridge.redaction import register_secret
 
 __all__ = ["DEFAULT_SCOPES", "IMS_TOKEN_PATH", "ImsCredentials", "ImsTokenProvider", "campaign_headers"]
@@ -63,8 +64,10 @@ class ImsTokenProvider:
         *,
         clock: Callable[[], float] = time.monotonic,
         renew_margin: float = _RENEW_MARGIN_S,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._http = http
+        self._retry = retry or RetryPolicy(service="ims")
         self.credentials = credentials
         self._clock = clock
         self._renew_margin = renew_margin
@@ -99,8 +102,10 @@ class ImsTokenProvider:
             "client_secret": creds.client_secret,
             "scope": ",".join(creds.scopes),
         }
+        request = self._http.build_request("POST", creds.token_url, data=form)
         try:
-            response = await self._http.post(creds.token_url, data=form)
+            # Asking for a token twice is harmless, so a lost answer may simply be asked again.
+            response = await self._retry.send(self._http, request, classify=_classify_ims, idempotent=True)
         except httpx.TransportError as exc:
             raise TransientError(f"Adobe IMS at {creds.token_url} is unreachable: {type(exc).__name__}") from exc
         if response.status_code == 200:
@@ -119,6 +124,16 @@ class ImsTokenProvider:
         register_secret(token)
         self.tokens_fetched += 1
         return token, lifetime
+
+
+def _classify_ims(response: httpx.Response) -> Action:
+    if response.status_code == 200:
+        return Action.SUCCESS
+    if response.status_code == 429:
+        return Action.PAUSE
+    if response.status_code >= 500 or response.status_code == 408:
+        return Action.RETRY
+    return Action.CONFIG_ERROR
 
 
 def _ims_error(response: httpx.Response) -> Exception:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crmbridge.records import EmailEvent, EventSourceKind, EventType
+
+if TYPE_CHECKING:
+    from crmbridge.config.events import JournalSource
 
 __all__ = ["PayloadMapping", "UnmappedEvent", "map_event", "value_at"]
 
@@ -55,6 +58,10 @@ class PayloadMapping:
         for required in ("event_type", "occurred_at"):
             if required not in self.fields:
                 raise ValueError(f"the payload mapping must map {required}")
+
+    @classmethod
+    def from_settings(cls, journal: JournalSource) -> PayloadMapping:
+        return cls(dict(journal.payload_mapping), dict(journal.event_codes))
 
 
 @dataclass(frozen=True, slots=True)
