@@ -96,6 +96,8 @@ def map_event(event: Any, position: str, mapping: PayloadMapping) -> EmailEvent 
     texts = {
         name: _text(value_at(event, path)) for name, path in mapping.fields.items() if name in _OPTIONAL_TEXT_FIELDS
     }
+    if texts.get("bounce_type"):
+        texts["bounce_type"] = str(texts["bounce_type"]).lower()  # EmailEvent holds hard / soft / ignored
     return EmailEvent(
         event_type=event_type,
         occurred_at=occurred,
