@@ -34,6 +34,7 @@ from crmbridge.emulators.campaign.events import (
 )
 from crmbridge.emulators.campaign.events import operator_routes as events_operator_routes
 from crmbridge.emulators.campaign.ims import TokenInfo, verify_bearer
+from crmbridge.emulators.campaign.settings import DEFAULT_SCOPES, ImsClientConfig
 from crmbridge.emulators.faults import FaultConfig, asgi_transport
 from crmbridge.http import RetryPolicy
 
@@ -90,6 +91,10 @@ def make_emulator(
         big_table_threshold=big_table_threshold,
         faults=faults or FaultConfig(),
         seed_profiles=seed_profiles,
+        # The default emulator client lacks the I/O Management API scope the journal settings require.
+        clients=(
+            ImsClientConfig(CLIENT_ID, CLIENT_SECRET, IMS_ORG, (*DEFAULT_SCOPES, "read_organizations", "adobeio_api")),
+        ),
     )
     settings.clock.advance(0)
     hub = EventsHub(events_db, clock=settings.clock.now, faults=journal_faults)
