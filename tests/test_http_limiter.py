@@ -78,17 +78,27 @@ async def test_a_429_pauses_every_slot_for_retry_after() -> None:
 @pytest.mark.anyio
 async def test_limit_grows_back_by_one_every_n_healthy_responses() -> None:
     fake = FakeTime()
+    limiter = limiter_on(fake, initial=10, minimum=1, maximum=12, increase_every=5)
+    for _ in range(30):
+        limiter.on_success()
+    assert limiter.limit == 12  # +1 per 5 healthy responses, capped at the maximum
+
+
+@pytest.mark.anyio
+async def test_limit_approaches_the_level_that_drew_a_429_with_patience() -> None:
+    fake = FakeTime()
     limiter = limiter_on(fake, initial=8, minimum=1, maximum=10, increase_every=5)
     limiter.on_throttled(None)
     assert limiter.limit == 4
-    growth = []
-    for _ in range(40):
+    growth = [0]  # growth[n] = limit after n healthy responses
+    for _ in range(130):
         limiter.on_success()
         growth.append(limiter.limit)
-    assert growth[4] == 5
-    assert growth[3] == 4
-    assert growth[9] == 6
-    assert growth[-1] == 10  # capped at the maximum
+    assert (growth[4], growth[5], growth[10], growth[15]) == (4, 5, 6, 7)  # normal pace below the old ceiling
+    assert (growth[64], growth[65]) == (7, 8)  # back to 8, where the 429 came from: 10 times slower
+    assert (growth[114], growth[115]) == (8, 9)  # above it: still patient
+    assert growth[120] == 10  # held above the old ceiling: normal pace again, up to the maximum
+    assert growth[130] == 10
 
 
 @pytest.mark.anyio

@@ -102,6 +102,15 @@ async def test_429_without_retry_after_falls_back_to_exponential_backoff() -> No
 
 
 @pytest.mark.anyio
+async def test_429_with_zero_retry_after_backs_off_instead_of_hammering() -> None:
+    fake = FakeTime()
+    throttled = httpx.Response(429, headers={"Retry-After": "0"})
+    transport = ScriptedTransport(throttled, throttled, ok())
+    await send(transport, policy(fake, base_delay=0.5))
+    assert fake.sleeps == [0.5, 1.0]
+
+
+@pytest.mark.anyio
 async def test_429s_do_not_consume_attempts() -> None:
     fake = FakeTime()
     throttled = httpx.Response(429, headers={"Retry-After": "1"})

@@ -76,6 +76,7 @@ _RETRYABLE_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.TimeoutException,
     httpx.RemoteProtocolError,
 )
+_CEILING_PATIENCE = 10
 _REQUEST_ID_HEADERS = ("x-ms-service-request-id", "x-request-id", "request-id", "x-ms-request-id")
 
 
@@ -189,6 +190,7 @@ class AdaptiveLimiter:
         self._peak_in_flight = 0
         self._throttled = 0
         self._healthy_in_row = 0
+        self._ceiling: int | None = None  # the limit that last drew a 429, approached with patience
         self._paused_until = float("-inf")
         self._changed = asyncio.Event()
 
@@ -244,11 +246,20 @@ class AdaptiveLimiter:
         self._changed = asyncio.Event()
 
     def on_success(self) -> None:
-        """Additive increase: one more slot after ``increase_every`` healthy responses in a row."""
+        """Additive increase: one more slot after ``increase_every`` healthy responses in a row, ≤ maximum.
+
+        Growing back to the limit that last drew a 429 takes ``_CEILING_PATIENCE`` times longer: every probe above
+        the service's capacity costs a pause of every slot, so it should be rare.
+        """
         self._healthy_in_row += 1
-        if self._healthy_in_row >= self._increase_every and self._limit < self._maximum:
+        needed = self._increase_every
+        if self._ceiling is not None and self._limit + 1 >= self._ceiling:
+            needed *= _CEILING_PATIENCE
+        if self._healthy_in_row >= needed and self._limit < self._maximum:
             self._limit += 1
             self._healthy_in_row = 0
+            if self._ceiling is not None and self._limit > self._ceiling:
+                self._ceiling = None  # held above the old ceiling: the service has more room now
             self._notify()
 
     def on_throttled(self, retry_after: float | None) -> None:
@@ -258,6 +269,7 @@ class AdaptiveLimiter:
         now = self._clock()
         # A burst of 429s answering requests sent together is one signal: decrease once per pause, not per response.
         if self._paused_until <= now:
+            self._ceiling = self._limit
             self._limit = max(self._minimum, int(self._limit * self._decrease_factor))
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
@@ -357,7 +369,9 @@ class RetryPolicy:
 
     def _throttle_delay(self, response: httpx.Response | None, throttles: int) -> float:
         retry_after = self._retry_after(response)
-        return retry_after if retry_after is not None else self.backoff_delay(throttles)
+        # "Retry-After: 0" on a 429 is treated as absent: honoured literally, a throttling service would be
+        # hammered in a tight loop until max_elapsed, since 429s do not use up attempts.
+        return retry_after if retry_after else self.backoff_delay(throttles)
 
     def _retry_delay(self, response: httpx.Response | None, failures: int) -> float:
         retry_after = self._retry_after(response)  # a 503 may say when to come back
