@@ -91,6 +91,60 @@ emulate_app = typer.Typer(
 app.add_typer(emulate_app, name="emulate")
 
 
+_CAMPAIGN_DB_OPTION = typer.Option(
+    Path("campaign-emulator.db"), "--db", help="SQLite file holding the instance's data."
+)
+_CAMPAIGN_CLIENTS_OPTION = typer.Option(
+    [], "--clients", help="JSON file of IMS clients [{client_id, client_secret, scopes, tenants}]; repeatable."
+)
+_CAMPAIGN_ORG_OPTION = typer.Option(
+    [], "--organization", help="Campaign tenant id(s) served (default: acme); repeatable."
+)
+
+
+@emulate_app.command("campaign")
+def emulate_campaign(
+    port: int = typer.Option(8081, "--port", help="TCP port to listen on."),
+    db: Path = _CAMPAIGN_DB_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (keep 127.0.0.1 unless you mean it)."),
+    seed: int = typer.Option(0, "--seed", help="Generate this many realistic profiles at start (Faker)."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Latency added to every API request, in ms."),
+    rate_limit: float | None = typer.Option(
+        None, "--rate-limit", help="Answer 429 (error_code 429050) above this many API requests per second."
+    ),
+    faults: str | None = typer.Option(
+        None, "--faults", help="Fault injection as a JSON object or file (e.g. '{\"error_rate\": 0.05}')."
+    ),
+    big_table_threshold: int = typer.Option(
+        100_000, "--big-table-threshold", help="Rows above which `next` needs _forcePagination=true."
+    ),
+    no_flag_timestamps: bool = typer.Option(
+        False, "--no-flag-timestamps", help="Omit the per-flag …LastModified fields, like a tenant without them."
+    ),
+    pkey_salt: str | None = typer.Option(
+        None, "--pkey-salt", help="Fixed PKey salt (default: random, so PKeys differ between instances)."
+    ),
+    clients: list[Path] = _CAMPAIGN_CLIENTS_OPTION,
+    organization: list[str] = _CAMPAIGN_ORG_OPTION,
+) -> None:
+    """Run an Adobe Campaign Standard emulator (IMS, gateway, profileAndServices, custom resources, privacy)."""
+    from crmbridge.emulators.campaign.serve import build_settings, serve
+
+    settings = build_settings(
+        db=db,
+        seed_profiles=seed,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit,
+        faults=faults,
+        big_table_threshold=big_table_threshold,
+        flag_timestamps=not no_flag_timestamps,
+        pkey_salt=pkey_salt,
+        clients=clients,
+        organizations=organization,
+    )
+    serve(settings, host=host, port=port, echo=console.print)
+
+
 def main() -> None:
     """Entry point of the ``crmbridge`` console script."""
     app()

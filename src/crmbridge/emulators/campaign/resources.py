@@ -93,6 +93,10 @@ def _value(spec: FieldSpec, row: Row, view: RowView) -> Any:
     return "" if raw is None else raw
 
 
+# Sorted key order per row shape: sorting every row's keys was a third of the cost of a 1000-row page.
+_KEY_ORDER: dict[tuple[str, str, bool, bool], list[str]] = {}
+
+
 def serialize(resource: ResourceSpec, row: Row, view: RowView) -> dict[str, Any]:
     """The JSON object of one row, keys sorted as ACS sends them."""
     body: dict[str, Any] = {"PKey": view.pkey, "created": row["created"], "lastModified": row["lastModified"]}
@@ -103,7 +107,11 @@ def serialize(resource: ResourceSpec, row: Row, view: RowView) -> dict[str, Any]
     if view.flag_timestamps and any(f.opt_out for f in resource.fields.values()):
         for name in [*FLAG_TIMESTAMP_FIELDS.values(), ANY_FLAG_TIMESTAMP]:
             body[name] = row.get(name) or ""
-    return dict(sorted(body.items(), key=lambda item: item[0].lower()))
+    shape = (resource.name, view.api, view.flag_timestamps, view.href is not None)
+    order = _KEY_ORDER.get(shape)
+    if order is None or len(order) != len(body) or not all(key in body for key in order):
+        order = _KEY_ORDER[shape] = sorted(body, key=str.lower)  # another schema with the same resource name
+    return {key: body[key] for key in order}
 
 
 def _coerce(resource: ResourceSpec, spec: FieldSpec, value: Any) -> Any:

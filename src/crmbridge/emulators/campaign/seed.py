@@ -6,6 +6,7 @@ Names come from small Faker-built pools combined at random, so a million rows se
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import unicodedata
@@ -34,6 +35,7 @@ _POOL = 120
 _CHUNK = 20_000
 
 
+@functools.cache
 def _ascii(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return "".join(ch for ch in folded if ch.isalnum())
