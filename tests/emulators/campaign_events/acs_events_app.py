@@ -48,15 +48,18 @@ PROFILES = [
 @dataclass(frozen=True)
 class FakeToken:
     client_id: str
+    scopes: tuple[str, ...]
 
 
 async def fake_bearer(request: Request) -> FakeToken | Response:
     authorization = request.headers.get("authorization")
     if authorization is None:
         return JSONResponse({"error_code": "403010", "message": "Oauth token is missing"}, status_code=403)
+    if authorization == "Bearer campaign-only":
+        return FakeToken(CLIENT_ID, ("openid", "AdobeID", "campaign_sdk"))
     if authorization != "Bearer good-token":
         return JSONResponse({"error_code": "401013", "message": "Oauth token is not valid"}, status_code=401)
-    return FakeToken(CLIENT_ID)
+    return FakeToken(CLIENT_ID, ("openid", "AdobeID", "adobeio_api"))
 
 
 def in_memory_targets(spec: TargetSpec) -> list[DeliveryTarget]:

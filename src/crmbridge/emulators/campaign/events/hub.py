@@ -2,13 +2,15 @@
 
 An event is *published* once the injected clock reaches its occurrence time (:meth:`EventsHub.release_due`,
 called on every journal and operator request and by :meth:`EventsHub.pump`). Publishing is where the
-journal's documented imperfections are injected (§A.8: at least once, unordered): a seeded share of each
-released batch is reordered and a seeded share is appended twice, with the same event id.
+journal's documented imperfections are injected (§A.8: at least once, unordered): seeded shares of the
+events are swapped within their round, held back to a later round, or appended twice with the same event id.
+Exports are not affected: they read what has happened, as ACS's own logs do.
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
@@ -32,15 +34,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class JournalFaults:
-    """Shares of published events that are swapped with a later one, or published a second time."""
+    """Shares of published events that are swapped with a later one, held back, or published a second time.
+
+    ``reorder_rate`` swaps events within one publication round; ``delay_rate`` holds an event back until the
+    next round, after the events published meanwhile, which reorders even when rounds are small (a served
+    emulator publishes every second).
+    """
 
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
+    delay_rate: float = 0.0
     seed: int = 0
     window: int = 5  # how many places away a swapped event or a duplicate lands (inferred)
 
     def __post_init__(self) -> None:
-        for name in ("duplicate_rate", "reorder_rate"):
+        for name in ("duplicate_rate", "reorder_rate", "delay_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.window < 1:
@@ -115,7 +123,13 @@ class EventsHub:
         """Schedule every event of the delivery; those already in the past are published at once."""
         first_broadlog = self.store.next_counter("next_broadlog_id", len(targets))
         first_tracking = int(self.store.get_meta("next_tracking_log_id") or "1")
-        events = simulate(spec, targets, first_broadlog_id=first_broadlog, first_tracking_log_id=first_tracking)
+        events = simulate(
+            spec,
+            targets,
+            first_broadlog_id=first_broadlog,
+            first_tracking_log_id=first_tracking,
+            id_namespace=uuid.UUID(hex=self.store.journal_id),
+        )
         tracked = sum(1 for event in events if event.tracking_log_id is not None)
         self.store.set_meta("next_tracking_log_id", str(first_tracking + tracked))
         rows = []
@@ -133,17 +147,22 @@ class EventsHub:
 
     # --- publishing ---------------------------------------------------------------------------------------
 
-    def release_due(self) -> int:
+    def release_due(self, *, run_due_export: bool = True) -> int:
         """Publish what has happened by now, drop what is past retention, run the export when it is due."""
         now = self.clock()
         due = self.store.due(now)
+        held_before = [event for event in due if event.held]
+        fresh = [event for event in due if not event.held]
+        hold = [event for event in fresh if self._fault_rng.random() < self.faults.delay_rate]
+        published = [event for event in fresh if event not in hold]
+        entries = disorder([(e.event_id, e.envelope_json) for e in published], self.faults, self._fault_rng)
+        entries += [(event.event_id, event.envelope_json) for event in held_before]  # late: after newer events
         if due:
-            entries = disorder([(event_id, envelope) for _, event_id, envelope in due], self.faults, self._fault_rng)
-            self.store.release([row_id for row_id, _, _ in due], entries, now)
+            self.store.release(due, entries, hold, now)
         self.store.expire(now - self.retention)
-        if self._export_due(now):
+        if run_due_export and self._export_due(now):
             self.run_export()
-        return len(due)
+        return len(entries)
 
     async def pump(self, every_s: float = 1.0) -> None:
         """Release events in the background (for a served emulator whose clients may only read SFTP)."""

@@ -8,8 +8,9 @@ the journal, ``Link`` headers, 410 for an expired position, and the sibling ``�
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -37,13 +38,17 @@ DEFAULT_LIMIT = 100  # §A.4 only says "a default size" (inferred)
 
 
 class TokenInfo(Protocol):
-    """What the journal needs from a verified IMS token: the client it was issued to."""
+    """What the journal needs from a verified IMS token: the client it was issued to and its scopes."""
 
     @property
     def client_id(self) -> str: ...
 
+    @property
+    def scopes(self) -> Collection[str]: ...
 
-BearerCheck = Callable[[Request], Awaitable["TokenInfo | Response"]]
+
+# The gateway's bearer check, sync or async: the token's details, or the response refusing the caller.
+BearerCheck = Callable[[Request], "Awaitable[TokenInfo | Response] | TokenInfo | Response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +73,14 @@ def journal_routes(
     *,
     retry_after_s: int = 10,
     default_limit: int = DEFAULT_LIMIT,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
+    required_scope: str | None = "adobeio_api",
 ) -> list[BaseRoute]:
     """Routes serving ``registration``'s journal; other registrations' URLs answer 404 (inferred)."""
+    answer = _Answerer(hub, registration, retry_after_s, default_limit, max_response_bytes)
 
     async def read(request: Request) -> Response:
-        refused = await _check_caller(request, verify_bearer, registration)
+        refused = await _check_caller(request, verify_bearer, registration, required_scope)
         if refused is not None:
             return refused
         params = dict(request.query_params)
@@ -83,7 +91,7 @@ def journal_routes(
             query = parse_query(params, hub.store.journal_id)
         except QueryError as error:
             return _bad_request(str(error))
-        return _answer(request, query, hub, registration, retry_after_s, default_limit)
+        return answer(request, query)
 
     return [
         Route(JOURNAL_PATH, read, methods=["GET"]),
@@ -92,10 +100,11 @@ def journal_routes(
 
 
 async def _check_caller(
-    request: Request, verify_bearer: BearerCheck, registration: JournalRegistration
+    request: Request, verify_bearer: BearerCheck, registration: JournalRegistration, required_scope: str | None
 ) -> Response | None:
-    """Gateway order of campaign-standard-api.md §1.5: token, API key, then org and path."""
-    token = await verify_bearer(request)
+    """Gateway order of campaign-standard-api.md §1.5: token, API key, then scope, org and path."""
+    checked = verify_bearer(request)
+    token = await checked if inspect.isawaitable(checked) else checked
     if isinstance(token, Response):
         return token
     api_key = request.headers.get("x-api-key")
@@ -103,6 +112,11 @@ async def _check_caller(
         return JSONResponse({"error_code": "403000", "message": "Api Key is required"}, status_code=403)
     if not hmac.compare_digest(api_key, token.client_id) or api_key != registration.client_id:
         return JSONResponse({"error_code": "403003", "message": "Api Key is invalid"}, status_code=403)
+    if required_scope and required_scope not in token.scopes:
+        # §A.3: the journal needs the I/O Management API scope; §A.7 suggests 403 (inferred body)
+        return JSONResponse(
+            {"error_code": "403", "message": f"Token lacks the {required_scope} scope"}, status_code=403
+        )
     # §A.3: optional in the OpenAPI, but every guide example sends it; refusing a wrong or missing one
     # catches client bugs early (inferred)
     if request.headers.get("x-ims-org-id") != registration.ims_org_id:
@@ -117,71 +131,87 @@ async def _check_caller(
     return None
 
 
-def _answer(
-    request: Request,
-    query: JournalQuery,
-    hub: EventsHub,
-    registration: JournalRegistration,
-    retry_after_s: int,
-    default_limit: int,
-) -> Response:
-    store = hub.store
-    limit = query.limit or default_limit
-    if query.start == "since":
-        after = query.since_seq or 0
-        expired_through = store.purged_through()
-        if expired_through and after <= expired_through:
-            position = request.query_params["since"]
-            return PlainTextResponse(f"Events at position {position} have expired.", status_code=410)  # §A.7
-        if after > store.head_seq():
-            return _bad_request(f"Unknown position {request.query_params['since']!r}")  # (inferred)
-    elif query.start == "latest":
-        after = store.head_seq()
-    elif query.start == "seek":
-        after = store.last_seq_published_before(hub.clock() + (query.seek or timedelta(0)))
-    else:
-        after = store.purged_through()
-    rows = _capped(store.read_after(after, limit))
-    links = _Links(registration.path, store.journal_id, query.limit)
-    if not rows:
-        # §A.7: at the end of the journal the next link is the request itself; after latest/seek it is the
-        # position reached, so following it does not jump again (inferred)
-        next_target = links.since(after) if query.start in ("latest", "seek") else _relative(request)
-        response = Response(status_code=204, headers={"retry-after": str(retry_after_s)})
-        response.headers.append("link", f'<{next_target}>; rel="next"')
-        response.headers.append("link", f'<{links.validate(after)}>; rel="validate"')
+class _Answerer:
+    """Turns a parsed query into the journal's 200, 204, 400 or 410 response."""
+
+    def __init__(
+        self,
+        hub: EventsHub,
+        registration: JournalRegistration,
+        retry_after_s: int,
+        default_limit: int,
+        max_response_bytes: int,
+    ) -> None:
+        self.hub = hub
+        self.registration = registration
+        self.retry_after_s = retry_after_s
+        self.default_limit = default_limit
+        self.max_response_bytes = max_response_bytes
+
+    def __call__(self, request: Request, query: JournalQuery) -> Response:
+        store = self.hub.store
+        if query.start == "since":
+            refused = self._refuse_position(request, query.since_seq or 0)
+            if refused is not None:
+                return refused
+        after = self._start_after(query)
+        rows = self._capped(store.read_after(after, query.limit or self.default_limit))
+        links = _Links(self.registration.path, store.journal_id, query.limit)
+        if not rows:
+            # §A.7: at the end of the journal the next link is the request itself; after latest/seek it is the
+            # position reached, so following it does not jump again (inferred)
+            next_target = links.since(after) if query.start in ("latest", "seek") else _relative(request)
+            response = Response(status_code=204, headers={"retry-after": str(self.retry_after_s)})
+            response.headers.append("link", f'<{next_target}>; rel="next"')
+            response.headers.append("link", f'<{links.validate(after)}>; rel="validate"')
+            return response
+        response = Response(self._body(rows), status_code=200, media_type="application/json")
+        for rel, target in links.all(rows[-1].seq):
+            response.headers.append("link", f'<{target}>; rel="{rel}"')
         return response
-    last = format_position(store.journal_id, rows[-1].seq)
-    body = (
-        '{"events":['
-        + ",".join(
-            json.dumps(
-                {
-                    "position": format_position(store.journal_id, row.seq),
-                    "event": addressed_to(json.loads(row.envelope_json), registration.client_id),
-                }
-            )
+
+    def _refuse_position(self, request: Request, seq: int) -> Response | None:
+        store = self.hub.store
+        position = request.query_params["since"]
+        expired_through = store.purged_through()
+        if expired_through and seq <= expired_through:
+            return PlainTextResponse(f"Events at position {position} have expired.", status_code=410)  # §A.7
+        if seq > store.head_seq():
+            return _bad_request(f"Unknown position {position!r}")  # (inferred)
+        return None
+
+    def _start_after(self, query: JournalQuery) -> int:
+        """The position to read after: the events returned are the ones published later."""
+        store = self.hub.store
+        if query.start == "since":
+            return query.since_seq or 0
+        if query.start == "latest":
+            return store.head_seq()
+        if query.start == "seek":
+            return store.last_seq_published_before(self.hub.clock() + (query.seek or timedelta(0)))
+        return store.purged_through()
+
+    def _capped(self, rows: list[JournalRow]) -> list[JournalRow]:
+        """At least one event, then as many as fit in the response cap (§A.4: 1.5 MB)."""
+        kept: list[JournalRow] = []
+        size = 0
+        for row in rows:
+            size += len(row.envelope_json) + 200  # the position and the separators around each event
+            if kept and size > self.max_response_bytes:
+                break
+            kept.append(row)
+        return kept
+
+    def _body(self, rows: list[JournalRow]) -> str:
+        journal_id, client_id = self.hub.store.journal_id, self.registration.client_id
+        events = [
+            {
+                "position": format_position(journal_id, row.seq),
+                "event": addressed_to(json.loads(row.envelope_json), client_id),
+            }
             for row in rows
-        )
-        + "],"
-        + json.dumps({"_page": {"last": last, "count": len(rows)}})[1:]
-    )
-    response = Response(body, status_code=200, media_type="application/json")
-    for rel, target in links.all(rows[-1].seq):
-        response.headers.append("link", f'<{target}>; rel="{rel}"')
-    return response
-
-
-def _capped(rows: list[JournalRow]) -> list[JournalRow]:
-    """At least one event, then as many as fit in the 1.5 MB response cap."""
-    kept: list[JournalRow] = []
-    size = 0
-    for row in rows:
-        size += len(row.envelope_json) + 200
-        if kept and size > MAX_RESPONSE_BYTES:
-            break
-        kept.append(row)
-    return kept
+        ]
+        return json.dumps({"events": events, "_page": {"last": events[-1]["position"], "count": len(events)}})
 
 
 class _Links:

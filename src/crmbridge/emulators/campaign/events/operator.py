@@ -77,7 +77,9 @@ def delivery_spec_from_json(body: Mapping[str, Any], now: datetime) -> DeliveryS
         raise _BadRequest(str(error)) from error
 
 
-def operator_routes(hub: EventsHub, resolve_targets: TargetResolver) -> list[BaseRoute]:
+def operator_routes(hub: EventsHub, resolve_targets: TargetResolver, *, prefix: str = "/_emulator") -> list[BaseRoute]:
+    """The operator routes; pass ``prefix=""`` when mounting them inside an app already at ``/_emulator``."""
+
     async def post_delivery(request: Request) -> Response:
         body = await _json_body(request)
         spec = delivery_spec_from_json(body, hub.clock())
@@ -121,25 +123,27 @@ def operator_routes(hub: EventsHub, resolve_targets: TargetResolver) -> list[Bas
         return JSONResponse({**settings, "partialUploads": [str(p) for p in hub.exporter.partial_uploads]})
 
     async def run_export(request: Request) -> Response:
-        hub.release_due()
+        hub.release_due(run_due_export=False)  # this run is the one that exports what was just released
         return JSONResponse({"written": [str(path) for path in hub.run_export()]})
 
     async def complete_exports(request: Request) -> Response:
         return JSONResponse({"completed": [str(path) for path in hub.complete_partial_exports()]})
 
     handlers = [
-        ("/_emulator/deliveries", post_delivery, ["POST"]),
-        ("/_emulator/deliveries", list_deliveries, ["GET"]),
-        ("/_emulator/journal", journal_stats, ["GET"]),
-        ("/_emulator/journal", purge, ["DELETE"]),
-        ("/_emulator/journal/faults", set_faults, ["PUT"]),
-        ("/_emulator/journal/release", release, ["POST"]),
-        ("/_emulator/journal/expire", expire, ["POST"]),
-        ("/_emulator/exports", export_settings, ["GET", "PUT"]),
-        ("/_emulator/exports/run", run_export, ["POST"]),
-        ("/_emulator/exports/complete", complete_exports, ["POST"]),
+        ("/deliveries", post_delivery, ["POST"]),
+        ("/deliveries", list_deliveries, ["GET"]),
+        ("/journal", journal_stats, ["GET"]),
+        ("/journal", purge, ["DELETE"]),
+        ("/journal/faults", set_faults, ["PUT"]),
+        ("/journal/release", release, ["POST"]),
+        ("/journal/expire", expire, ["POST"]),
+        ("/exports", export_settings, ["GET", "PUT"]),
+        ("/exports/run", run_export, ["POST"]),
+        ("/exports/complete", complete_exports, ["POST"]),
     ]
-    return [Route(path, _refusing_bad_requests(handler), methods=methods) for path, handler, methods in handlers]
+    return [
+        Route(prefix + path, _refusing_bad_requests(handler), methods=methods) for path, handler, methods in handlers
+    ]
 
 
 Handler = Callable[[Request], Awaitable[Response]]

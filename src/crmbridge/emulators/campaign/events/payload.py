@@ -28,7 +28,7 @@ EVENT_SOURCE = "urn:adobe:campaign:standard"  # (inferred)
 
 def iso_millis(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and a Z, the XML date format of ACS exports (§C.5)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def event_data(event: SimulatedEvent) -> dict[str, Any]:

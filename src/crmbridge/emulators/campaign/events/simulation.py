@@ -208,8 +208,13 @@ def simulate(
     *,
     first_broadlog_id: int = 1,
     first_tracking_log_id: int = 1,
+    id_namespace: uuid.UUID = uuid.NAMESPACE_URL,
 ) -> list[SimulatedEvent]:
-    """Every event of the delivery, ordered by occurrence time."""
+    """Every event of the delivery, ordered by occurrence time.
+
+    Event ids are derived from ``id_namespace`` and the message's own ids, not from the seed, so two
+    deliveries simulated with the same seed never share an event id (§A.8: every event has a unique UUID).
+    """
     rng = random.Random(spec.seed)
     rates = spec.rates
     ids = _Ids(first_broadlog_id, first_tracking_log_id)
@@ -229,7 +234,7 @@ def simulate(
     events: list[SimulatedEvent] = []
 
     def add(kind: EventKind, index: int, when: datetime, **details: Any) -> None:
-        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        event_id = str(uuid.uuid5(id_namespace, f"{broadlogs[index]}/{kind}/{details.get('tracking_log_id', '')}"))
         events.append(SimulatedEvent(event_id, kind, when, spec, targets[index], broadlogs[index], **details))
 
     for index in order:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EventStore", "JournalRow", "ScheduledRow", "db_time"]
+__all__ = ["DueEvent", "EventStore", "JournalRow", "ScheduledRow", "db_time"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,9 +26,11 @@ CREATE TABLE IF NOT EXISTS scheduled (
     envelope TEXT NOT NULL,
     export_kind TEXT NOT NULL,
     export_row TEXT NOT NULL,
-    released_at TEXT
+    released_at TEXT,  -- when the clock passed the event: from then on ACS (and its exports) know it
+    journal_state INTEGER NOT NULL DEFAULT 0  -- 0 not yet in the journal, 1 held back by a fault, 2 published
 );
-CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (released_at, occurred_at);
+CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (journal_state, occurred_at);
+CREATE INDEX IF NOT EXISTS scheduled_released ON scheduled (export_kind, released_at);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -42,11 +44,11 @@ CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY, report TEXT NOT N
 
 def db_time(moment: datetime) -> str:
     """Fixed-width UTC text, so SQLite compares times as strings in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _from_db_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,14 @@ class ScheduledRow:
     envelope: dict[str, Any]
     export_kind: str  # "delivery" or "tracking": which export file the row belongs to
     export_row: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DueEvent:
+    id: int
+    event_id: str
+    envelope_json: str
+    held: bool  # held back from an earlier round by the delay fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,7 @@ class EventStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False)
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; enough here
         self._db.executescript(SCHEMA)
         with self._db:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('journal_id', ?)", (uuid.uuid4().hex,))
@@ -114,23 +125,30 @@ class EventStore:
                 ],
             )
 
-    def due(self, now: datetime) -> list[tuple[int, str, str]]:
-        """(id, event_id, envelope JSON) of unreleased events that have happened by ``now``, in time order."""
+    def due(self, now: datetime) -> list[DueEvent]:
+        """Events that have happened by ``now`` and are not in the journal yet, in time order."""
         cursor = self._db.execute(
-            "SELECT id, event_id, envelope FROM scheduled WHERE released_at IS NULL AND occurred_at <= ?"
+            "SELECT id, event_id, envelope, journal_state FROM scheduled WHERE journal_state < 2 AND occurred_at <= ?"
             " ORDER BY occurred_at, id",
             (db_time(now),),
         )
-        return [(int(i), str(e), str(env)) for i, e, env in cursor]
+        return [DueEvent(int(i), str(e), str(env), held=state == 1) for i, e, env, state in cursor]
 
     def pending_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM scheduled WHERE released_at IS NULL").fetchone()[0])
+        return int(self._db.execute("SELECT count(*) FROM scheduled WHERE journal_state < 2").fetchone()[0])
 
-    def release(self, ids: Sequence[int], entries: Sequence[tuple[str, str]], now: datetime) -> None:
-        """Mark scheduled events released and append ``(event_id, envelope JSON)`` to the journal, atomically."""
+    def release(
+        self, due: Sequence[DueEvent], entries: Sequence[tuple[str, str]], held: Sequence[DueEvent], now: datetime
+    ) -> None:
+        """Atomically: all ``due`` events have happened; ``entries`` (event id, envelope JSON) are appended to the
+        journal, and the ``held`` events stay out of it until the next round."""
         stamp = db_time(now)
+        held_ids = {event.id for event in held}
         with self._db:
-            self._db.executemany("UPDATE scheduled SET released_at = ? WHERE id = ?", [(stamp, i) for i in ids])
+            self._db.executemany(
+                "UPDATE scheduled SET released_at = coalesce(released_at, ?), journal_state = ? WHERE id = ?",
+                [(stamp, 1 if event.id in held_ids else 2, event.id) for event in due],
+            )
             self._db.executemany(
                 "INSERT INTO journal (event_id, published_at, envelope) VALUES (?, ?, ?)",
                 [(event_id, stamp, envelope) for event_id, envelope in entries],
