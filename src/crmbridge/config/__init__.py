@@ -78,10 +78,8 @@ __all__ = [
     "parse_duration",
 ]
 
-SCHEMA_ID = "https://github.com/crmbridge/crmbridge/blob/main/docs/crmbridge.schema.json"
-
 
 def config_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of crmbridge.yaml, for editors and for ``crmbridge config schema``."""
     schema = CrmbridgeConfig.model_json_schema(mode="validation")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -1,13 +1,15 @@
-"""Checks that span sections (unique names, links, opt-out ownership, journal org id). Pure: config in, problems out."""
+"""Checks that span sections (unique names, links, opt-out ownership, journal org id). Pure: data in, problems out.
+
+They read the plain data of the file (dicts and lists), not the models, so the loader can report them together
+with every other problem even when parts of the file do not validate; values of the wrong type are skipped here
+because the models already report them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from crmbridge.config.model import CrmbridgeConfig
+from typing import Any
 
 __all__ = ["CrossProblem", "Loc", "find_cross_problems", "format_path"]
 
@@ -41,54 +43,90 @@ def format_path(loc: Loc) -> str:
     return text
 
 
-def find_cross_problems(config: CrmbridgeConfig) -> list[CrossProblem]:
+def find_cross_problems(data: Mapping[str, Any]) -> list[CrossProblem]:
+    """Problems that involve more than one place of the file; ``data`` is the file as plain dicts and lists."""
+    mappings = _items(data.get("mappings"))
     return [
-        *_duplicate_mapping_names(config),
-        *_bad_links(config),
-        *_opt_out_ownership(config),
-        *_journal_org_id(config),
+        *_duplicate_mapping_names(mappings),
+        *_bad_links(mappings),
+        *_link_cycles(mappings),
+        *_opt_out_ownership(data, mappings),
+        *_journal_org_id(data),
     ]
 
 
-def _duplicate_mapping_names(config: CrmbridgeConfig) -> Iterator[CrossProblem]:
+def _items(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """The (index, mapping) items of a list, skipping what is not a mapping."""
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, Mapping)]
+
+
+def _section(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    node: Any = data
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _duplicate_mapping_names(mappings: list[tuple[int, Mapping[str, Any]]]) -> Iterator[CrossProblem]:
     first: dict[str, int] = {}
-    for index, mapping in enumerate(config.mappings):
-        if mapping.name in first:
-            earlier: Loc = ("mappings", first[mapping.name], "name")
+    for index, mapping in mappings:
+        name = _text(mapping.get("name"))
+        if name is None:
+            continue
+        if name in first:
+            earlier: Loc = ("mappings", first[name], "name")
             yield CrossProblem(
                 ("mappings", index, "name"),
-                f"mapping name {mapping.name!r} is already used by {format_path(earlier)}; names must be unique",
+                f"mapping name {name!r} is already used by {format_path(earlier)}; names must be unique",
                 earlier,
             )
         else:
-            first[mapping.name] = index
+            first[name] = index
 
 
-def _bad_links(config: CrmbridgeConfig) -> Iterator[CrossProblem]:
-    by_name = {mapping.name: mapping for mapping in config.mappings}
-    for index, mapping in enumerate(config.mappings):
-        for link_index, link in enumerate(mapping.links):
+def _bad_links(mappings: list[tuple[int, Mapping[str, Any]]]) -> Iterator[CrossProblem]:
+    by_name = {name: (index, m) for index, m in mappings if (name := _text(m.get("name"))) is not None}
+    for index, mapping in mappings:
+        for link_index, link in _items(mapping.get("links")):
+            parent_name = _text(link.get("mapping"))
+            if parent_name is None:
+                continue
             loc: Loc = ("mappings", index, "links", link_index, "mapping")
-            parent = by_name.get(link.mapping)
-            if parent is None:
+            if parent_name not in by_name:
                 names = ", ".join(sorted(by_name)) or "none"
-                yield CrossProblem(loc, f"no mapping is named {link.mapping!r}; mapping names: {names}")
-            elif not parent.enabled and mapping.enabled:
+                yield CrossProblem(loc, f"no mapping is named {parent_name!r}; mapping names: {names}")
+                continue
+            parent_index, parent = by_name[parent_name]
+            if parent.get("enabled", True) is False and mapping.get("enabled", True) is not False:
                 yield CrossProblem(
                     loc,
-                    f"parent mapping {link.mapping!r} is disabled, so children would wait forever; enable it",
-                    ("mappings", config.mappings.index(parent), "enabled"),
+                    f"parent mapping {parent_name!r} is disabled, so its children would wait forever; enable it",
+                    ("mappings", parent_index, "enabled"),
                 )
-    yield from _link_cycles(config)
 
 
-def _link_cycles(config: CrmbridgeConfig) -> Iterator[CrossProblem]:
+def _link_cycles(mappings: list[tuple[int, Mapping[str, Any]]]) -> Iterator[CrossProblem]:
     # A child is written after its parent; a cycle of two or more mappings would park its rows forever.
-    parents = {m.name: {link.mapping for link in m.links if link.mapping != m.name} for m in config.mappings}
+    # A mapping linking to itself (a hierarchy, e.g. parentaccountid) is fine: rows wait for their own parents.
+    parents: dict[str, set[str]] = {}
+    indexes: dict[str, int] = {}
+    for index, mapping in mappings:
+        name = _text(mapping.get("name"))
+        if name is None:
+            continue
+        indexes.setdefault(name, index)
+        linked = {_text(link.get("mapping")) for _, link in _items(mapping.get("links"))}
+        parents.setdefault(name, set()).update(p for p in linked if p is not None and p != name)
     reported: set[str] = set()
-    for index, mapping in enumerate(config.mappings):
-        path = _cycle_from(mapping.name, parents)
-        if path and mapping.name not in reported:
+    for name, index in indexes.items():
+        path = _cycle_from(name, parents)
+        if path and name not in reported:
             reported.update(path)
             yield CrossProblem(
                 ("mappings", index, "links"),
@@ -108,39 +146,46 @@ def _cycle_from(start: str, parents: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def _opt_out_ownership(config: CrmbridgeConfig) -> Iterator[CrossProblem]:
+def _opt_out_ownership(
+    data: Mapping[str, Any], mappings: list[tuple[int, Mapping[str, Any]]]
+) -> Iterator[CrossProblem]:
     """Each opt-out field has one owner: a table mapping, or an opt-out pair (ARCHITECTURE.md, jobs 1 and 4)."""
-    if config.optouts.mode == "disabled":
+    optouts = _section(data, "optouts")
+    if optouts.get("mode", "disabled") == "disabled":
         return
-    campaign_owner = {pair.campaign: index for index, pair in enumerate(config.optouts.pairs)}
-    dynamics_owner = {pair.dynamics: index for index, pair in enumerate(config.optouts.pairs)}
-    profile_resources = _PROFILE_RESOURCES | {config.campaign.profile_resource}
-    for index, mapping in enumerate(config.mappings):
-        to_profiles = mapping.resource in profile_resources
-        from_contacts = mapping.table == "contact"
-        for field_index, field in enumerate(mapping.fields):
-            if to_profiles and field.campaign in campaign_owner:
-                pair: Loc = ("optouts", "pairs", campaign_owner[field.campaign], "campaign")
+    pairs = _items(optouts.get("pairs"))
+    campaign_owner = {name: i for i, pair in reversed(pairs) if (name := _text(pair.get("campaign")))}
+    dynamics_owner = {name: i for i, pair in reversed(pairs) if (name := _text(pair.get("dynamics")))}
+    profile_resource = _text(_section(data, "campaign").get("profile_resource")) or "profileAndServicesExt"
+    profile_resources = _PROFILE_RESOURCES | {profile_resource}
+    for index, mapping in mappings:
+        to_profiles = mapping.get("resource") in profile_resources
+        from_contacts = mapping.get("table") == "contact"
+        for field_index, field in _items(mapping.get("fields")):
+            campaign, dynamics = _text(field.get("campaign")), _text(field.get("dynamics"))
+            if to_profiles and campaign in campaign_owner:
+                pair: Loc = ("optouts", "pairs", campaign_owner[campaign], "campaign")
                 yield CrossProblem(
                     ("mappings", index, "fields", field_index, "campaign"),
-                    f"{field.campaign} is written by this mapping and by the opt-out pair {format_path(pair)}; "
+                    f"{campaign} is written by this mapping and by the opt-out pair {format_path(pair)}; "
                     "an opt-out field has one owner: remove the field here or the pair",
                     pair,
                 )
-            elif from_contacts and field.dynamics in dynamics_owner:
-                pair = ("optouts", "pairs", dynamics_owner[field.dynamics], "dynamics")
+            elif from_contacts and dynamics in dynamics_owner:
+                pair = ("optouts", "pairs", dynamics_owner[dynamics], "dynamics")
                 yield CrossProblem(
                     ("mappings", index, "fields", field_index, "dynamics"),
-                    f"{field.dynamics} is synced by this mapping and by the opt-out pair {format_path(pair)}; "
+                    f"{dynamics} is synced by this mapping and by the opt-out pair {format_path(pair)}; "
                     "an opt-out field has one owner: remove the field here or the pair",
                     pair,
                 )
 
 
-def _journal_org_id(config: CrmbridgeConfig) -> Iterator[CrossProblem]:
-    if config.events is None or config.events.source.journal is None:
+def _journal_org_id(data: Mapping[str, Any]) -> Iterator[CrossProblem]:
+    journal = _section(data, "events", "source", "journal")
+    if not journal:
         return
-    if config.events.source.journal.ims_org_id is None and config.campaign.ims_org_id is None:
+    if journal.get("ims_org_id") is None and _section(data, "campaign").get("ims_org_id") is None:
         yield CrossProblem(
             ("events", "source", "journal", "ims_org_id"),
             "the journal needs the IMS org id (…@AdobeOrg) for x-ims-org-id: set it here or in campaign.ims_org_id",

@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from crmbridge.config.types import ProxyUrl, ServiceUrl
+from crmbridge.config.types import OptionalSecret, ProxyUrl, RequiredSecret, ServiceUrl, Strict
 
-__all__ = ["CampaignSettings", "CertificateCredential", "DynamicsSettings", "Strict"]
-
-
-class Strict(BaseModel):
-    """Base of every configuration model: unknown keys are errors (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+__all__ = ["CampaignSettings", "CertificateCredential", "DynamicsSettings"]
 
 
 class CertificateCredential(Strict):
@@ -25,7 +19,7 @@ class CertificateCredential(Strict):
     thumbprint: str = Field(
         pattern=r"^[0-9A-Fa-f]{40}$", description="SHA-1 thumbprint of the certificate, as shown by Entra ID."
     )
-    passphrase: SecretStr | None = Field(default=None, description="Passphrase of the private key, if encrypted.")
+    passphrase: OptionalSecret = Field(default=None, description="Passphrase of the private key, if encrypted.")
 
 
 class DynamicsSettings(Strict):
@@ -34,7 +28,7 @@ class DynamicsSettings(Strict):
     org_url: ServiceUrl = Field(description="Org URL, e.g. https://contoso.crm.dynamics.com (http only for 127.0.0.1).")
     tenant_id: str = Field(min_length=1, description="Entra ID tenant: a GUID or a domain such as contoso.com.")
     client_id: str = Field(min_length=1, description="Application (client) id of the app registration.")
-    client_secret: SecretStr | None = Field(default=None, description="Client secret; or use `certificate`.")
+    client_secret: OptionalSecret = Field(default=None, description="Client secret; or use `certificate`.")
     certificate: CertificateCredential | None = Field(default=None, description="Certificate; or `client_secret`.")
     authority_host: ServiceUrl = Field(
         default="https://login.microsoftonline.com",
@@ -94,8 +88,12 @@ class CampaignSettings(Strict):
     base_url: ServiceUrl = Field(default="https://mc.adobe.io", description="API gateway.")
     ims_url: ServiceUrl = Field(default="https://ims-na1.adobelogin.com", description="Adobe IMS.")
     client_id: str = Field(min_length=1, description="OAuth client id; also sent as X-Api-Key.")
-    client_secret: SecretStr = Field(description="OAuth client secret.")
-    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_CAMPAIGN_SCOPES), min_length=1)
+    client_secret: RequiredSecret = Field(description="OAuth client secret.")
+    scopes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CAMPAIGN_SCOPES),
+        min_length=1,
+        description="IMS token scopes, one per item (the credential in Developer Console lists them).",
+    )
     ims_org_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9]+@AdobeOrg$", description="IMS organization id (…@AdobeOrg)."
     )

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from crmbridge.config.model import CrmbridgeConfig
+
 __all__ = ["describe_error"]
 
 # Messages for the patterns of crmbridge.config.types, keyed by the pattern pydantic reports.
@@ -47,8 +49,6 @@ def describe_error(error: ErrorDetails) -> str:
 
 
 def _unknown_key(loc: tuple[int | str, ...]) -> str:
-    from crmbridge.config.model import CrmbridgeConfig
-
     name = str(loc[-1]) if loc else ""
     allowed = _keys_at(CrmbridgeConfig, loc[:-1])
     if not allowed:

@@ -8,10 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from crmbridge.config.connections import Strict
-from crmbridge.config.types import ColumnName, JournalStart, PositiveDuration, ServiceUrl
+from crmbridge.config.types import ColumnName, JournalStart, OptionalSecret, PositiveDuration, ServiceUrl, Strict
 from crmbridge.records import EmailEvent, EventType
 
 __all__ = [
@@ -132,13 +131,13 @@ class SftpLocation(Strict):
     """The Campaign SFTP server that export workflows upload to."""
 
     host: str = Field(min_length=1, description="e.g. acme.campaign.adobe.com")
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
-    username: str = Field(min_length=1)
-    password: SecretStr | None = Field(default=None, description="Password; or use private_key.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=22, description="SSH port.")
+    username: str = Field(min_length=1, description="SFTP user.")
+    password: OptionalSecret = Field(default=None, description="Password; or use private_key.")
     private_key: Path | None = Field(default=None, description="Private key file; or use password.")
-    private_key_passphrase: SecretStr | None = None
+    private_key_passphrase: OptionalSecret = Field(default=None, description="Passphrase of the private key.")
     known_hosts: Path | None = Field(default=None, description="known_hosts file; default: the user's own.")
-    remote_dir: str = Field(default="d365_loads/exports", min_length=1)
+    remote_dir: str = Field(default="d365_loads/exports", min_length=1, description="Folder holding the files.")
 
     @model_validator(mode="after")
     def _exactly_one_credential(self) -> SftpLocation:
@@ -190,17 +189,17 @@ class EventSource(Strict):
 class EventTypes(Strict):
     """Which events are written. Sends are the volume, so they are off unless asked for."""
 
-    send: bool = False
-    open: bool = True
-    click: bool = True
-    bounce: Literal["hard", "hard_and_soft", "off"] = "hard"
+    send: bool = Field(default=False, description="Write sends (the bulk of the volume).")
+    open: bool = Field(default=True, description="Write opens.")
+    click: bool = Field(default=True, description="Write URL clicks.")
+    bounce: Literal["hard", "hard_and_soft", "off"] = Field(default="hard", description="Which bounces to write.")
 
 
 class ActivityTable(Strict):
     """A Dataverse activity table: logical name and entity set name (the plural used in URLs)."""
 
-    logical_name: ColumnName
-    entity_set: ColumnName
+    logical_name: ColumnName = Field(description="Table logical name, e.g. cmb_emailsend.")
+    entity_set: ColumnName = Field(description="Entity set name used in URLs, e.g. cmb_emailsends.")
 
 
 def _table(singular: str) -> ActivityTable:
@@ -219,45 +218,49 @@ class ActivityTables(Strict):
 class ActivityColumns(Strict):
     """Column logical names on the activity tables (the same on all four)."""
 
-    subject: ColumnName = "subject"
-    occurred_on: ColumnName = "cmb_occurredon"
-    campaign: ColumnName = "cmb_campaignname"
-    delivery: ColumnName = "cmb_deliveryname"
-    url: ColumnName = "cmb_trackingurl"
-    mirror_page: ColumnName = "cmb_mirrorpageurl"
-    bounce_reason: ColumnName = "cmb_bouncereason"
+    subject: ColumnName = Field(default="subject", description="Activity subject (standard column).")
+    occurred_on: ColumnName = Field(default="cmb_occurredon", description="When the event happened.")
+    campaign: ColumnName = Field(default="cmb_campaignname", description="ACS campaign id.")
+    delivery: ColumnName = Field(default="cmb_deliveryname", description="ACS delivery id.")
+    url: ColumnName = Field(default="cmb_trackingurl", description="Clicked URL (clicks).")
+    mirror_page: ColumnName = Field(default="cmb_mirrorpageurl", description="Mirror page URL.")
+    bounce_reason: ColumnName = Field(default="cmb_bouncereason", description="Bounce reason (bounces).")
     event_key: ColumnName = Field(default="cmb_eventkey", description="Alternate-key column holding the event key.")
 
 
 class Rollups(Strict):
     """Optional summary columns on the contact, computed from the event ledger."""
 
-    enabled: bool = False
-    last_sent: ColumnName = "cmb_lastemailsenton"
-    last_opened: ColumnName = "cmb_lastemailopenedon"
-    last_clicked: ColumnName = "cmb_lastemailclickedon"
-    last_bounced: ColumnName = "cmb_lastemailbouncedon"
-    hard_bounced: ColumnName = "cmb_emailhardbounced"
-    sent_count: ColumnName = "cmb_emailsentcount"
-    open_count: ColumnName = "cmb_emailopencount"
-    click_count: ColumnName = "cmb_emailclickcount"
-    bounce_count: ColumnName = "cmb_emailbouncecount"
+    enabled: bool = Field(default=False, description="Write the roll-up columns on the contact.")
+    last_sent: ColumnName = Field(default="cmb_lastemailsenton", description="Date of the last send.")
+    last_opened: ColumnName = Field(default="cmb_lastemailopenedon", description="Date of the last open.")
+    last_clicked: ColumnName = Field(default="cmb_lastemailclickedon", description="Date of the last click.")
+    last_bounced: ColumnName = Field(default="cmb_lastemailbouncedon", description="Date of the last bounce.")
+    hard_bounced: ColumnName = Field(default="cmb_emailhardbounced", description="True after a hard bounce.")
+    sent_count: ColumnName = Field(default="cmb_emailsentcount", description="Number of sends.")
+    open_count: ColumnName = Field(default="cmb_emailopencount", description="Number of opens.")
+    click_count: ColumnName = Field(default="cmb_emailclickcount", description="Number of clicks.")
+    bounce_count: ColumnName = Field(default="cmb_emailbouncecount", description="Number of bounces.")
 
 
 class FollowupTasks(Strict):
     """Optional `task` rows regarding the contact, at most one per event."""
 
-    on_click: bool = False
-    on_hard_bounce: bool = False
-    click_subject: Template = "Follow up on URL click: {url}"
-    bounce_subject: Template = "Reconcile the invalid email address ({delivery_id})"
-    due_in_days: Annotated[int, Field(ge=0, le=365)] = 0
+    on_click: bool = Field(default=False, description="Create a task when a contact clicks.")
+    on_hard_bounce: bool = Field(default=False, description="Create a task on a hard bounce.")
+    click_subject: Template = Field(
+        default="Follow up on URL click: {url}", description="Task subject; placeholders as in subject_template."
+    )
+    bounce_subject: Template = Field(
+        default="Reconcile the invalid email address ({delivery_id})", description="Task subject on a bounce."
+    )
+    due_in_days: Annotated[int, Field(ge=0, le=365)] = Field(default=0, description="Due date: days after the event.")
 
 
 class EventsSettings(Strict):
     """Job 3: email events from Campaign to activities on the Dynamics contact timeline."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="False: the event flow does not run.")
     source: EventSource
     backfill_from_exports: ExportsSource | None = Field(
         default=None, description="Export files read to fill the gap after the journal answers 410 (expired)."
@@ -267,7 +270,8 @@ class EventsSettings(Strict):
     columns: ActivityColumns = Field(default_factory=ActivityColumns)
     subject_template: Template = Field(
         default="Campaign Name: {campaign_id}; Delivery Name: {delivery_id}",
-        description="Activity subject; the default matches Adobe's integration.",
+        description="Activity subject; placeholders: campaign_id, campaign_label, delivery_id, delivery_label, url, "
+        "occurred_at. The default matches Adobe's integration.",
     )
     rollups: Rollups = Field(default_factory=Rollups)
     followup_tasks: FollowupTasks = Field(default_factory=FollowupTasks)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 from ruamel.yaml import YAML
@@ -22,6 +23,9 @@ from crmbridge.redaction import register_secret
 __all__ = ["ConfigFileUnreadable", "load_config", "parse_config"]
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_URL_KEYS = frozenset({"url", "proxy"})  # a password in a URL (proxy or PostgreSQL) is a secret too
+# Aliases can make a small file expand enormously ("billion laughs"); a real config has a few hundred values.
+_MAX_NODES = 100_000
 _SECRET_KEYS = frozenset({"client_secret", "passphrase", "password", "private_key_passphrase", "dashboard_token"})
 
 
@@ -47,6 +51,18 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
     tree = _parse_yaml(text, source)
     env = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
+    if _node_count(tree) > _MAX_NODES:
+        raise ConfigFileUnreadable(
+            f"{source}: too large",
+            [
+                ConfigProblem(
+                    path="",
+                    message=f"the file expands to more than {_MAX_NODES} values (YAML aliases?)",
+                    line=1,
+                    file=source,
+                )
+            ],
+        )
     data = _interpolate(tree, (), env, problems, source, tree, set())
     _register_raw_secrets(data)
     if problems:
@@ -60,21 +76,21 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
                 )
             ],
         )
+    config: CrmbridgeConfig | None = None
     try:
         config = CrmbridgeConfig.model_validate(data, context={"skip_cross_checks": True})
     except ValidationError as error:
         for item in error.errors(include_url=False, include_input=False):
-            loc: Loc = tuple(item["loc"])
-            problems.append(_problem(loc, describe_error(item), tree, source))
-        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems) from None
-    for cross in find_cross_problems(config):
+            problems.append(_problem(tuple(item["loc"]), describe_error(item), tree, source))
+    for cross in find_cross_problems(data):
         message = cross.message
         if cross.related is not None:
             related_line = _line_of(tree, cross.related)
             if related_line is not None:
-                message += f" (see line {related_line})"
+                message += f" (line {related_line})"
         problems.append(_problem(cross.loc, message, tree, source))
-    if problems:
+    if problems or config is None:
+        problems.sort(key=lambda problem: problem.line or 0)
         raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
     _register_model_secrets(config)
     return config
@@ -190,11 +206,34 @@ def _register_raw_secrets(data: Any) -> None:
         for key, value in data.items():
             if key in _SECRET_KEYS and isinstance(value, str):
                 register_secret(value)
+            elif key in _URL_KEYS and isinstance(value, str):
+                register_secret(_url_password(value))
             else:
                 _register_raw_secrets(value)
     elif isinstance(data, list):
         for item in data:
             _register_raw_secrets(item)
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _node_count(tree: Any) -> int:
+    """Values in the tree, counting every alias expansion, stopping early once over the limit."""
+    count = 0
+    stack = [tree]
+    while stack and count <= _MAX_NODES:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 def _register_model_secrets(node: Any) -> None:

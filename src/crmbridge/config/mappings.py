@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from crmbridge.config.connections import Strict
-from crmbridge.config.types import ColumnName, FieldPath, PositiveDuration
+from crmbridge.config.types import ColumnName, FieldPath, PositiveDuration, Strict
 
 __all__ = [
     "FieldMapping",
@@ -61,6 +60,11 @@ class FilterOp(StrEnum):
     NOT_NULL = "not_null"
 
 
+def _null_op(value: object) -> object:
+    # YAML reads an unquoted `op: null` as nothing at all; the user meant the null test.
+    return FilterOp.NULL if value is None else value
+
+
 _ORDERED_OPS = frozenset({FilterOp.LT, FilterOp.LE, FilterOp.GT, FilterOp.GE})
 _TEXT_OPS = frozenset({FilterOp.CONTAINS, FilterOp.STARTSWITH})
 _NULL_OPS = frozenset({FilterOp.NULL, FilterOp.NOT_NULL})
@@ -69,9 +73,11 @@ _NULL_OPS = frozenset({FilterOp.NULL, FilterOp.NOT_NULL})
 class FilterCondition(Strict):
     """One test on a Dynamics column (any column of the table, mapped or not)."""
 
-    column: ColumnName
-    op: FilterOp
-    value: Scalar | list[Scalar] = None
+    column: ColumnName = Field(description="Dataverse column logical name.")
+    op: Annotated[FilterOp, BeforeValidator(_null_op)] = Field(description="Comparison operator.")
+    value: Scalar | list[Scalar] = Field(
+        default=None, description="Compared value; a list for `in`; none for null tests."
+    )
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> FilterCondition:
@@ -133,7 +139,7 @@ class TableMapping(Strict):
     filters: Filters = Field(default_factory=Filters)
     deletes: Literal["propagate", "ignore"] = Field(default="ignore", description="Dynamics deletions.")
     links: list[LinkMapping] = Field(default_factory=list)
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="False: the mapping is not synced.")
     interval: PositiveDuration | None = Field(default=None, description="Sync interval; default service.interval.")
 
     @field_validator("fields")

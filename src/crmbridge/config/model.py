@@ -6,12 +6,13 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from crmbridge.config.connections import CampaignSettings, DynamicsSettings, Strict
+from crmbridge.config.checks import find_cross_problems
+from crmbridge.config.connections import CampaignSettings, DynamicsSettings
 from crmbridge.config.events import EventsSettings
 from crmbridge.config.mappings import TableMapping
-from crmbridge.config.types import ColumnName, Duration, PositiveDuration
+from crmbridge.config.types import ColumnName, Duration, OptionalSecret, PositiveDuration, Strict
 
 __all__ = [
     "CAMPAIGN_OPT_OUT_FIELDS",
@@ -54,8 +55,10 @@ class OptOutPair(Strict):
 class OptOutSettings(Strict):
     """Job 4: opt-out flags in one or both directions, with a logged conflict rule."""
 
-    mode: Literal["disabled", "dynamics_to_campaign", "campaign_to_dynamics", "bidirectional"] = "disabled"
-    pairs: list[OptOutPair] = Field(default_factory=list)
+    mode: Literal["disabled", "dynamics_to_campaign", "campaign_to_dynamics", "bidirectional"] = Field(
+        default="disabled", description="Which way opt-outs travel."
+    )
+    pairs: list[OptOutPair] = Field(default_factory=list, description="Dynamics column ↔ Campaign field pairs.")
     conflict_rule: Literal["adobe", "opt_out_wins", "dynamics_wins", "campaign_wins"] = Field(
         default="adobe",
         description="adobe: the newer Campaign attribute timestamp wins, otherwise opt-out = true wins.",
@@ -114,8 +117,8 @@ class ServiceSettings(Strict):
     """The long-running service: dashboard and metrics endpoint, shutdown and logs."""
 
     host: str = Field(default="127.0.0.1", min_length=1, description="Dashboard and /metrics bind address.")
-    port: Annotated[int, Field(ge=1, le=65535)] = 8321
-    dashboard_token: SecretStr | None = Field(default=None, description="Required by the dashboard's write actions.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8321, description="Dashboard and /metrics port.")
+    dashboard_token: OptionalSecret = Field(default=None, description="Required by the dashboard's write actions.")
     shutdown_grace: PositiveDuration = Field(default=timedelta(seconds=10), description="Time to finish a batch.")
     log_format: Literal["auto", "json", "text"] = Field(default="auto", description="auto: text on a terminal.")
     interval: PositiveDuration = Field(default=timedelta(minutes=1), description="Default interval of every flow.")
@@ -138,9 +141,7 @@ class CrmbridgeConfig(Strict):
         # The loader runs these checks itself, to point each problem at its own line.
         if isinstance(info.context, dict) and info.context.get("skip_cross_checks"):
             return self
-        from crmbridge.config.checks import find_cross_problems
-
-        problems = find_cross_problems(self)
+        problems = find_cross_problems(self.model_dump(mode="python"))
         if problems:
             raise ValueError("; ".join(f"{problem.path}: {problem.message}" for problem in problems))
         return self

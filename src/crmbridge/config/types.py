@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, WithJsonSchema
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -15,12 +15,23 @@ __all__ = [
     "Duration",
     "FieldPath",
     "JournalStart",
+    "OptionalSecret",
     "PositiveDuration",
     "ProxyUrl",
+    "RequiredSecret",
     "ServiceUrl",
+    "Strict",
     "parse_duration",
     "parse_journal_start",
 ]
+
+
+class Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors (a typo must not be silently ignored)."""
+
+    # Inputs are kept out of error messages: the input of a failed secret field is the secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -134,3 +145,18 @@ def _check_proxy_url(value: str) -> str:
 
 
 ProxyUrl = Annotated[str, AfterValidator(_check_proxy_url)]
+
+
+def _blank_is_none(value: object) -> object:
+    # `${VAR:-}` yields "" for an unset variable: an optional secret given that way is simply not set.
+    return None if value == "" else value
+
+
+def _not_blank(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("is empty: give the secret, e.g. through ${ENV_VAR}")
+    return value
+
+
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
+RequiredSecret = Annotated[SecretStr, AfterValidator(_not_blank)]
