@@ -115,8 +115,12 @@ def make_emulator(
     return Emulator(app, settings, hub)
 
 
+JOURNAL_SCOPES = ("openid", "AdobeID", "read_organizations", "adobeio_api")
+
+
 def credentials() -> ImsCredentials:
-    return ImsCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, ims_url=BASE)
+    """The journal's credential: its token must carry the I/O Management API scope (events doc §A.3)."""
+    return ImsCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=JOURNAL_SCOPES, ims_url=BASE)
 
 
 def in_process_http(app: Starlette) -> httpx.AsyncClient:
