@@ -118,9 +118,9 @@ def make_emulator(
 JOURNAL_SCOPES = ("openid", "AdobeID", "read_organizations", "adobeio_api")
 
 
-def credentials() -> ImsCredentials:
+def credentials(base: str = BASE) -> ImsCredentials:
     """The journal's credential: its token must carry the I/O Management API scope (events doc §A.3)."""
-    return ImsCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=JOURNAL_SCOPES, ims_url=BASE)
+    return ImsCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=JOURNAL_SCOPES, ims_url=base)
 
 
 def in_process_http(app: Starlette) -> httpx.AsyncClient:
@@ -128,7 +128,7 @@ def in_process_http(app: Starlette) -> httpx.AsyncClient:
 
 
 def campaign_client(http: httpx.AsyncClient, *, base: str = BASE, page_size: int = 200) -> CampaignClient:
-    auth = ImsTokenProvider(http, ImsCredentials(CLIENT_ID, CLIENT_SECRET, ims_url=base))
+    auth = ImsTokenProvider(http, ImsCredentials(CLIENT_ID, CLIENT_SECRET, ims_url=base), retry=fast_retry("ims"))
     return CampaignClient.for_tenant(
         http, auth, organization=ORGANIZATION, base_url=base, retry=fast_retry(), page_size=page_size
     )
