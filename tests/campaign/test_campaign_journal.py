@@ -269,3 +269,26 @@ async def test_unknown_event_types_are_reported_with_their_position_not_dropped(
         batch = await journal.read_batch(None)
     assert [(r.position, r.reason.split(" ")[0]) for r in batch.rejected] == [("p:1", "unknown"), ("p:2", "no")]
     assert batch.cursor.next_url == BASE + JOURNAL_PATH + "?since=p:2"
+
+
+@pytest.mark.anyio
+async def test_following_the_journal_waits_the_retry_after_of_each_empty_answer() -> None:
+    env = make_emulator(seed_profiles=20)
+    waits: list[float] = []
+
+    async def record_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            await deliver(http, env, profiles=5, seed=9)  # events arrive while the consumer waits
+
+    async with in_process_http(env.app) as http:
+        journal = consumer(http, env, limit=1000)
+        shapes = []
+        async for batch in journal.batches(None, follow=True, sleep=record_wait):
+            shapes.append("empty" if batch.caught_up else "events")
+            if len(waits) == 2:
+                break
+    assert waits == [10.0, 10.0]
+    assert shapes[0] == "empty"
+    assert "events" in shapes
+    env.hub.close()

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -21,7 +20,17 @@ from crmbridge.campaign.auth import ImsTokenProvider, campaign_headers
 from crmbridge.campaign.errors import classify_campaign_response, error_for_response
 from crmbridge.campaign.links import LinkResolver, resolve_links
 from crmbridge.campaign.metadata import PrivacyRequest, ResourceMetadata, parse_resource_metadata
-from crmbridge.campaign.wire import build_query, join_url, list_page, parse_acs_datetime, resource_path
+from crmbridge.campaign.wire import (
+    build_query,
+    join_url,
+    json_of,
+    list_page,
+    object_of,
+    parse_acs_datetime,
+    path_segment,
+    resource_path,
+    same_value,
+)
 from crmbridge.exceptions import ProtocolError, RecordError
 from crmbridge.http import Action, AdaptiveLimiter, HttpStats, MaybeAppliedError, RetryPolicy
 
@@ -104,11 +113,11 @@ class CampaignClient:
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
-    def url_of(self, resource: str, *segments: str) -> str:
+    def _url_of(self, resource: str, *segments: str) -> str:
         path = resource_path(resource, profile_api=self._profile_api)
         return self.api_url + "/".join([path, *segments])
 
-    def key_lookup(self, resource: str, key_field: str) -> KeyLookup:
+    def _key_lookup(self, resource: str, key_field: str) -> KeyLookup:
         path = resource_path(resource, profile_api=self._profile_api)
         name = path.rsplit("/", 1)[1]
         return self._key_lookups.get((name, key_field)) or KeyLookup.default_for(key_field)
@@ -117,7 +126,7 @@ class CampaignClient:
         """A PKey cache for one pass: create a new one per pass so no PKey outlives it."""
         return LinkResolver(self.find_by_key)
 
-    async def call(
+    async def _call(
         self,
         method: str,
         url: str,
@@ -154,9 +163,9 @@ class CampaignClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_json(self, url: str) -> Any:
-        response = await self.call("GET", url)
+        response = await self._call("GET", url)
         self.stats.reads += 1
-        return _json_of(response)
+        return json_of(response)
 
     # --- reads --------------------------------------------------------------------------------------------
 
@@ -174,7 +183,7 @@ class CampaignClient:
         query["_lineCount"] = page_size or self.page_size
         if order:
             query["_order"] = order
-        key = self.url_of(resource, *filter_path)
+        key = self._url_of(resource, *filter_path)
         if key in self._needs_force_pagination:
             query["_forcePagination"] = True
         url: str | None = f"{key}?{build_query(query)}"
@@ -214,7 +223,7 @@ class CampaignClient:
         self, resource: str, *, filter_path: Sequence[str] = (), params: Mapping[str, str] | None = None
     ) -> int:
         query = build_query(dict(params or {}))
-        url = self.url_of(resource, *filter_path, "_count") + (f"?{query}" if query else "")
+        url = self._url_of(resource, *filter_path, "_count") + (f"?{query}" if query else "")
         body = await self._get_json(url)
         if not isinstance(body, dict) or not isinstance(body.get("count"), int):
             raise ProtocolError(f"Campaign count response without an integer 'count' from {url}")
@@ -222,18 +231,18 @@ class CampaignClient:
 
     async def get(self, resource: str, key: str) -> JsonObject | None:
         """One row by PKey or by custom key (§2.2); None when it does not exist."""
-        response = await self.call("GET", self.url_of(resource, _path_segment(key)), allow=frozenset({404}))
+        response = await self._call("GET", self._url_of(resource, path_segment(key)), allow=frozenset({404}))
         self.stats.reads += 1
         if response.status_code == 404:
             return None
-        return _object_of(response)
+        return object_of(response)
 
     async def find(self, resource: str, filter_name: str, params: Mapping[str, str]) -> list[JsonObject]:
         """Rows matching a built-in or custom filter, e.g. ``find("profile", "byEmail", {"email": "a+b@x.com"})``."""
         return [row async for row in self.iter_records(resource, filter_path=(filter_name,), params=params)]
 
     async def find_by_key(self, resource: str, key_field: str, key_value: str) -> list[JsonObject]:
-        lookup = self.key_lookup(resource, key_field)
+        lookup = self._key_lookup(resource, key_field)
         rows = await self.find(resource, lookup.filter_name, {lookup.parameter: key_value})
         # A custom filter may be authored as a prefix or case-insensitive match: keep exact matches only.
         return [row for row in rows if row.get(key_field) in (key_value, None)]
@@ -269,10 +278,12 @@ class CampaignClient:
 
     async def create(self, resource: str, values: Mapping[str, Any], *, record_key: str | None = None) -> JsonObject:
         """POST a new row; 201 with the full record (§4.1). Never retried blindly: see :meth:`upsert_by_key`."""
-        response = await self.call("POST", self.url_of(resource), body=values, idempotent=False, record_key=record_key)
+        response = await self._call(
+            "POST", self._url_of(resource), body=values, idempotent=False, record_key=record_key
+        )
         self.stats.inserts += 1
         self.stats.engine_calls += 1
-        return _object_of(response)
+        return object_of(response)
 
     async def update(
         self,
@@ -284,15 +295,15 @@ class CampaignClient:
     ) -> JsonObject:
         """PATCH only the given fields of a row (a record from a read, or its PKey); 200 ``{PKey, href}`` (§4.2)."""
         url = self._record_url(resource, record)
-        response = await self.call("PATCH", url, body=values, idempotent=True, record_key=record_key)
+        response = await self._call("PATCH", url, body=values, idempotent=True, record_key=record_key)
         self.stats.updates += 1
         self.stats.engine_calls += 2
-        return _object_of(response)
+        return object_of(response)
 
     async def delete(self, resource: str, record: Mapping[str, Any] | str, *, record_key: str | None = None) -> bool:
         """DELETE a row; 200 or 204 (§4.3). A row already gone (404) counts as deleted and returns False."""
         url = self._record_url(resource, record)
-        response = await self.call("DELETE", url, record_key=record_key, allow=frozenset({404}))
+        response = await self._call("DELETE", url, record_key=record_key, allow=frozenset({404}))
         if response.status_code == 404:
             return False
         self.stats.deletes += 1
@@ -356,7 +367,7 @@ class CampaignClient:
         self, resource: str, existing: JsonObject, values: Mapping[str, Any], key_value: str
     ) -> UpsertResult:
         pkey = str(existing.get("PKey", ""))
-        changes = {name: value for name, value in values.items() if not _same_value(existing.get(name), value)}
+        changes = {name: value for name, value in values.items() if not same_value(existing.get(name), value)}
         if not changes:
             self.stats.unchanged += 1
             return UpsertResult(UpsertOutcome.UNCHANGED, pkey)
@@ -365,23 +376,23 @@ class CampaignClient:
 
     def _record_url(self, resource: str, record: Mapping[str, Any] | str) -> str:
         if isinstance(record, str):
-            return self.url_of(resource, _path_segment(record))
+            return self._url_of(resource, path_segment(record))
         href = record.get("href")
         if isinstance(href, str) and href:
             return join_url(self.api_url, href)  # follow the href the API gave (§2.2)
         pkey = record.get("PKey")
         if not isinstance(pkey, str) or not pkey:
             raise ValueError(f"a {resource} record without PKey or href cannot be addressed")
-        return self.url_of(resource, _path_segment(pkey))
+        return self._url_of(resource, path_segment(pkey))
 
     # --- privacy ------------------------------------------------------------------------------------------
 
     async def create_privacy_request(self, request: PrivacyRequest) -> JsonObject:
         """``POST /privacy/privacyTool`` (§7.1); the answer carries the request's PKey, href and ``status``."""
-        response = await self.call(
+        response = await self._call(
             "POST", f"{self.api_url}privacy/privacyTool", body=request.body(), idempotent=False, record_key=request.name
         )
-        return _object_of(response)
+        return object_of(response)
 
     async def privacy_request_status(self, request_name: str) -> str | None:
         """The status of a privacy request by its name (``new``, ``complete``, ``errorDataNotFound``...)."""
@@ -397,32 +408,3 @@ class CampaignClient:
             for row in rows:
                 yield row
             next_url = join_url(next_url, href) if href else None
-
-
-def _path_segment(key: str) -> str:
-    return quote(key, safe="@")
-
-
-def _json_of(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise ProtocolError(f"Campaign answered {response.status_code} with a body that is not JSON") from exc
-
-
-def _object_of(response: httpx.Response) -> JsonObject:
-    body = _json_of(response) if response.content else {}
-    if not isinstance(body, dict):
-        raise ProtocolError(f"Campaign answered {response.status_code} with JSON that is not an object")
-    return body
-
-
-def _same_value(current: Any, wanted: Any) -> bool:
-    """Whether a field already holds the wanted value; links compare by PKey, items field by field."""
-    if isinstance(wanted, Mapping):
-        if not isinstance(current, Mapping):
-            return False
-        return all(_same_value(current.get(name), value) for name, value in wanted.items())
-    if current is None and wanted == "":
-        return True  # ACS answers "" for empty; an absent field and "" are the same empty value
-    return bool(current == wanted)

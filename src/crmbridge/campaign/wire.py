@@ -10,15 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urljoin
 
+import httpx
+
 from crmbridge.exceptions import ProtocolError
 
 __all__ = [
     "build_query",
     "format_acs_datetime",
     "join_url",
+    "json_of",
     "list_page",
+    "object_of",
     "parse_acs_datetime",
+    "path_segment",
     "resource_path",
+    "same_value",
 ]
 
 JsonObject = dict[str, Any]
@@ -96,3 +102,32 @@ def list_page(body: Any, url: str) -> tuple[list[Any], str | None]:
     next_node = body.get("next")
     href = next_node.get("href") if isinstance(next_node, dict) else None
     return body["content"], (href or None)
+
+
+def path_segment(key: str) -> str:
+    return quote(key, safe="@")
+
+
+def json_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProtocolError(f"Campaign answered {response.status_code} with a body that is not JSON") from exc
+
+
+def object_of(response: httpx.Response) -> JsonObject:
+    body = json_of(response) if response.content else {}
+    if not isinstance(body, dict):
+        raise ProtocolError(f"Campaign answered {response.status_code} with JSON that is not an object")
+    return body
+
+
+def same_value(current: Any, wanted: Any) -> bool:
+    """Whether a field already holds the wanted value; links compare by PKey, items field by field."""
+    if isinstance(wanted, Mapping):
+        if not isinstance(current, Mapping):
+            return False
+        return all(same_value(current.get(name), value) for name, value in wanted.items())
+    if current is None and wanted == "":
+        return True  # ACS answers "" for empty; an absent field and "" are the same empty value
+    return bool(current == wanted)
