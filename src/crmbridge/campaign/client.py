@@ -8,7 +8,8 @@ through custom ``by<Filter>`` filters with every value percent-encoded, and writ
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -177,7 +178,7 @@ class CampaignClient:
         params: Mapping[str, str] | None = None,
         order: str | None = None,
         page_size: int | None = None,
-    ) -> AsyncIterator[JsonObject]:
+    ) -> AsyncGenerator[JsonObject, None]:
         """Every row of a resource (optionally through chained ``by*`` filters), each exactly once per call."""
         query: dict[str, str | int | bool] = dict(params or {})
         query["_lineCount"] = page_size or self.page_size
@@ -249,7 +250,7 @@ class CampaignClient:
 
     async def iter_modified_since(
         self, resource: str, watermark: datetime, overlap: timedelta = timedelta(minutes=5)
-    ) -> AsyncIterator[JsonObject]:
+    ) -> AsyncGenerator[JsonObject, None]:
         """Rows modified at or after ``watermark - overlap``, newest first (``_order=lastModified desc``).
 
         The caller's next watermark is the greatest ``lastModified`` it received: a row changed while this scan
@@ -257,17 +258,18 @@ class CampaignClient:
         """
         floor = watermark - overlap
         seen: set[str] = set()
-        async for row in self.iter_records(resource, order="lastModified desc"):
-            modified = parse_acs_datetime(str(row.get("lastModified") or ""))
-            if modified is None:
-                continue
-            if modified < floor:
-                return
-            pkey = str(row.get("PKey") or "")
-            if pkey in seen:
-                continue
-            seen.add(pkey)
-            yield row
+        # aclosing: stopping early must close the page iterator now, not whenever it is garbage-collected
+        async with aclosing(self.iter_records(resource, order="lastModified desc")) as rows:
+            async for row in rows:
+                modified = parse_acs_datetime(str(row.get("lastModified") or ""))
+                if modified is None:
+                    continue
+                if modified < floor:
+                    return
+                pkey = str(row.get("PKey") or "")
+                if pkey not in seen:
+                    seen.add(pkey)
+                    yield row
 
     async def describe(self, resource: str) -> ResourceMetadata:
         """Fields and types of a resource from ``<api>/resourceType/<name>`` (§2.4), for ``crmbridge check``."""
@@ -396,12 +398,13 @@ class CampaignClient:
 
     async def privacy_request_status(self, request_name: str) -> str | None:
         """The status of a privacy request by its name (``new``, ``complete``, ``errorDataNotFound``...)."""
-        async for row in self._iter_url(f"{self.api_url}privacy/privacyTool"):
-            if row.get("name") == request_name:
-                return str(row.get("status", ""))
+        async with aclosing(self._iter_url(f"{self.api_url}privacy/privacyTool")) as rows:
+            async for row in rows:
+                if row.get("name") == request_name:
+                    return str(row.get("status", ""))
         return None
 
-    async def _iter_url(self, url: str) -> AsyncIterator[JsonObject]:
+    async def _iter_url(self, url: str) -> AsyncGenerator[JsonObject, None]:
         next_url: str | None = f"{url}?{build_query({'_lineCount': self.page_size})}"
         while next_url is not None:
             rows, href = list_page(await self._get_json(next_url), next_url)
