@@ -35,7 +35,7 @@ async def read_all(reader: ExportReader, cursor: ExportCursor | None = None) -> 
 @pytest.mark.anyio
 async def test_malformed_rows_are_reported_with_file_and_line_and_good_rows_are_read(tmp_path: Path) -> None:
     (tmp_path / "delivery_logs_20250301_091500.txt").write_text(DELIVERY_FILE + "\n", encoding="utf-8")
-    batches = await read_all(ExportReader(FolderSource(tmp_path)))
+    batches = await read_all(ExportReader(FolderSource(tmp_path), settle_seconds=0))
     events = [event for batch in batches for event in batch.events]
     malformed = [str(row) for batch in batches for row in batch.malformed]
     assert [(e.event_type, e.broadlog_id, e.source_position) for e in events] == [
@@ -57,7 +57,7 @@ async def test_malformed_rows_are_reported_with_file_and_line_and_good_rows_are_
 @pytest.mark.anyio
 async def test_resume_from_file_and_line_and_never_read_a_finished_file_again(tmp_path: Path) -> None:
     (tmp_path / "delivery_logs_20250301_091500.txt").write_text(DELIVERY_FILE + "\n", encoding="utf-8")
-    reader = ExportReader(FolderSource(tmp_path), batch_size=2)
+    reader = ExportReader(FolderSource(tmp_path), batch_size=2, settle_seconds=0)
     first = await read_all(reader)
     assert first[0].cursor == ExportCursor(frozenset(), "delivery_logs_20250301_091500.txt", 3)
     resumed = await read_all(reader, ExportCursor.from_json(first[0].cursor.to_json()))
@@ -87,6 +87,7 @@ async def test_files_of_the_emulator_workflow_are_read_including_gzip_and_partia
     assert sorted(reader.still_uploading) == sorted(path.name for path in written)
 
     env.hub.complete_partial_exports()
+    assert await read_all(reader) == []  # just finished: read once its size held still for one pass
     batches = await read_all(reader)
     events = [event for batch in batches for event in batch.events]
     assert not [row for batch in batches for row in batch.malformed]
@@ -105,7 +106,7 @@ async def test_uploads_with_a_temporary_name_or_a_cut_gzip_stream_are_left_for_l
     data = gzip.compress((DELIVERY_FILE + "\n").encode())
     (tmp_path / "delivery_logs_20250301_091500.txt.gz.part").write_bytes(data)
     (tmp_path / "delivery_logs_20250301_101500.txt.gz").write_bytes(data[: len(data) // 2])
-    reader = ExportReader(FolderSource(tmp_path))
+    reader = ExportReader(FolderSource(tmp_path), settle_seconds=0)  # judged by content only
     assert await read_all(reader) == []
     assert reader.still_uploading == ["delivery_logs_20250301_101500.txt.gz"]
     (tmp_path / "delivery_logs_20250301_101500.txt.gz").write_bytes(data)
@@ -129,7 +130,20 @@ async def test_sftp_source_lists_and_reads_export_files_over_127_0_0_1(tmp_path:
             remote_dir="/exports",
         )  # fmt: skip
         async with source:
-            batches = await read_all(ExportReader(source))
+            batches = await read_all(ExportReader(source, settle_seconds=0))
     events = [event for batch in batches for event in batch.events]
     assert [event.broadlog_id for event in events] == ["8812345", "8812348"]
     assert len([row for batch in batches for row in batch.malformed]) == 4
+
+
+@pytest.mark.anyio
+async def test_a_recent_file_is_read_only_after_its_size_held_still_for_one_pass(tmp_path: Path) -> None:
+    path = tmp_path / "delivery_logs_20250301_091500.txt"
+    lines = (DELIVERY_FILE + "\n").splitlines(keepends=True)
+    path.write_text("".join(lines[:3]), encoding="utf-8")  # the upload paused on a line boundary
+    reader = ExportReader(FolderSource(tmp_path), settle_seconds=3600)
+    assert await read_all(reader) == []
+    path.write_text("".join(lines), encoding="utf-8")  # it went on
+    assert await read_all(reader) == []
+    batches = await read_all(reader)  # unchanged since the previous pass: complete
+    assert [event.broadlog_id for batch in batches for event in batch.events] == ["8812345", "8812348"]

@@ -70,7 +70,7 @@ async def test_export_reader_built_from_settings_reads_the_folder(tmp_path: Path
         "tracking_log_id;event_date;url_type;url_source\n99;2025-03-01T09:15:02.000Z;Email click;https://x.example/a\n",
         encoding="utf-8",
     )
-    async with export_reader(ExportsSource(folder=tmp_path, delimiter=";")) as reader:
+    async with export_reader(ExportsSource(folder=tmp_path, delimiter=";"), settle_seconds=0) as reader:
         [batch] = [batch async for batch in reader.batches()]
     [event] = batch.events
     assert (event.tracking_log_id, event.url) == ("99", "https://x.example/a")

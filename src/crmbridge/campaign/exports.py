@@ -223,6 +223,7 @@ class ExportReader:
         self._url_types = url_types
         self._clock = clock
         self.still_uploading: list[str] = []  # files left for a later pass in the last call
+        self._last_listing: dict[str, tuple[int, float]] = {}  # name -> (size, mtime) at the previous pass
 
     async def batches(self, cursor: ExportCursor | None = None) -> AsyncIterator[ExportBatch]:
         """Every unread row of every complete file, in file-name order (ACS appends date and time to names)."""
@@ -232,11 +233,18 @@ class ExportReader:
         # Forget files that were archived or deleted from the server, so the cursor does not grow forever.
         current = replace(current, done=current.done & present)
         self.still_uploading = []
+        previous, self._last_listing = self._last_listing, {f.name: (f.size, f.mtime) for f in files}
         ordered = [f for f in files if f.name == current.file] + [
             f for f in files if f.name not in current.done and f.name != current.file
         ]
         for export in ordered:
-            text = await self._complete_text(export)
+            settled = self._clock() - export.mtime >= self._settle or previous.get(export.name) == (
+                export.size,
+                export.mtime,
+            )
+            # A recent file is read only once its size and time held still between two passes: an upload can
+            # pause on a line boundary, and a file marked done is never read again.
+            text = await self._complete_text(export) if settled else None
             if text is None:
                 self.still_uploading.append(export.name)
                 continue

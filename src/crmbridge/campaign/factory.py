@@ -76,11 +76,19 @@ def journal_consumer(settings: CampaignSettings, journal: JournalSource, http: h
 
 
 @asynccontextmanager
-async def export_reader(exports: ExportsSource, *, batch_size: int = 500) -> AsyncIterator[ExportReader]:
+async def export_reader(
+    exports: ExportsSource, *, batch_size: int = 500, settle_seconds: float = 60.0
+) -> AsyncIterator[ExportReader]:
     """A reader over the configured folder, or over SFTP for the duration of the ``async with`` block."""
 
     def reader(source: FolderSource | SftpSource) -> ExportReader:
-        return ExportReader(source, delimiter=exports.delimiter, encoding=exports.encoding, batch_size=batch_size)
+        return ExportReader(
+            source,
+            delimiter=exports.delimiter,
+            encoding=exports.encoding,
+            batch_size=batch_size,
+            settle_seconds=settle_seconds,
+        )
 
     if exports.folder is not None:
         yield reader(FolderSource(exports.folder, exports.file_pattern))
