@@ -350,6 +350,8 @@ class CampaignClient:
             created = await self.create(resource, {key_field: key_value, **values}, record_key=key_value)
             return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
         self.stats.recovered_after_lost_response += 1
+        self.stats.inserts += 1  # the lost create was applied: count it like any other insert
+        self.stats.engine_calls += 1
         result = await self._update_if_changed(resource, existing, values, key_value)
         if result.outcome is UpsertOutcome.UNCHANGED:
             return UpsertResult(UpsertOutcome.CREATED, result.pkey)  # our own create landed
