@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmbridge.campaign.wire import build_query, format_acs_datetime, list_page, parse_acs_datetime, resource_path
 from crmbridge.exceptions import ProtocolError
@@ -74,3 +77,12 @@ def test_list_page_reads_content_and_next_and_treats_a_missing_next_as_the_end()
     assert list_page({"content": [], "serverSidePagination": True}, "u") == ([], None)
     with pytest.raises(ProtocolError):
         list_page({"PKey": "@a"}, "u")
+
+
+@given(st.dictionaries(st.text(alphabet="abcXYZ_", min_size=1, max_size=8), st.text(max_size=30), max_size=5))
+def test_any_query_value_survives_encoding_unchanged(params: dict[str, str]) -> None:
+    query = build_query(params)
+    assert "+" not in query
+    assert "@" not in query
+    assert "'" not in query
+    assert dict(parse_qsl(query, keep_blank_values=True)) == params
