@@ -86,7 +86,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(_measure(args.profiles, args.pages, args.scan_rows, str(Path(tmp) / "bench.db")))
-    command = f".venv/bin/python -m bench.campaign_emulator --profiles {args.profiles} --pages {args.pages}"
+    command = (
+        f".venv/bin/python -m bench.campaign_emulator --profiles {args.profiles} --pages {args.pages} "
+        f"--scan-rows {args.scan_rows}"
+    )
     result["command"] = command
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")

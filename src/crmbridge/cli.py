@@ -107,7 +107,9 @@ def emulate_campaign(
     port: int = typer.Option(8081, "--port", help="TCP port to listen on."),
     db: Path = _CAMPAIGN_DB_OPTION,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (keep 127.0.0.1 unless you mean it)."),
-    seed: int = typer.Option(0, "--seed", help="Generate this many realistic profiles at start (Faker)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Make sure the instance holds at least this many profiles, generating realistic ones (Faker)."
+    ),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Latency added to every API request, in ms."),
     rate_limit: float | None = typer.Option(
         None, "--rate-limit", help="Answer 429 (error_code 429050) above this many API requests per second."

@@ -84,7 +84,7 @@ async def test_link_to_an_undecodable_pkey_is_500(client: httpx.AsyncClient, hea
 
 
 @pytest.mark.anyio
-async def test_zero_or_one_link_keeps_the_child_visible_and_unlinked_resources_use_custom_resources(
+async def test_schema_file_links_custom_resources_to_each_other_with_both_cardinalities(
     tmp_path: Path,
 ) -> None:
     raw = json.loads((Path(load_schema.__code__.co_filename).parent / "default_schema.json").read_text())
@@ -94,6 +94,13 @@ async def test_zero_or_one_link_keeps_the_child_visible_and_unlinked_resources_u
         "fields": [
             {"name": "visitId", "type": "string"},
             {"name": "profile", "type": "link", "target": "profile", "cardinality": "0..1"},
+        ],
+    }
+    raw["resources"]["cusRepair"] = {
+        "customKey": "repairId",
+        "fields": [
+            {"name": "repairId", "type": "string"},
+            {"name": "vehicle", "type": "link", "target": "cusVehicle", "cardinality": "1"},
         ],
     }
     schema_file = tmp_path / "schema.json"
@@ -106,6 +113,13 @@ async def test_zero_or_one_link_keeps_the_child_visible_and_unlinked_resources_u
             "visit-1"
         ]
         assert (await http.get(f"{EXT}/cusDealer", headers=headers)).status_code == 404
+        owner = await post(http, headers, f"{EXT}/profile", {"email": "o@mail.com"})
+        car = await post(http, headers, f"{EXT}/cusVehicle", {"vehicleId": "V9", "profile": {"PKey": owner["PKey"]}})
+        repair = await post(http, headers, f"{EXT}/cusRepair", {"repairId": "R1", "vehicle": {"PKey": car["PKey"]}})
+        assert repair["vehicle"]["PKey"] == car["PKey"]
+        assert (await http.get(f"{EXT}/cusRepair/R1", headers=headers)).status_code == 200
+        await http.delete(f"{EXT}/cusVehicle/V9", headers=headers)
+        assert (await http.get(f"{EXT}/cusRepair/R1", headers=headers)).status_code == 404
         dealers = "/acme/campaign/customResources/cusDealer"
         await post(http, headers, dealers, {"dealerCode": "D1"})
         assert (await http.get(f"{dealers}/D1", headers=headers)).status_code == 200

@@ -148,3 +148,24 @@ def test_cli_serves_ims_and_api_over_a_real_socket_and_keeps_data_in_the_db_file
     assert f"{base}/acme/campaign/profileAndServices/profile" in output
     assert f"{base}/ims/token/v3" in output
     assert (tmp_path / "acs.db").stat().st_size > 0
+
+
+@pytest.mark.anyio
+async def test_latency_is_configurable_at_run_time_and_applies_to_api_requests_only(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    config = await client.post("/_emulator/config", json={"latencyMs": 120})
+    assert config.json()["faults"]["latency_ms"] == 120
+    started = time.monotonic()
+    await client.get(f"{STD}/_count", headers=headers)
+    assert time.monotonic() - started >= 0.12
+    bad = await client.post("/_emulator/config", json={"faults": {"error_rate": 2}})
+    assert bad.status_code == 400
+
+
+@pytest.mark.anyio
+async def test_json_suffix_asks_for_the_same_json(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    await client.post(STD, json={"email": "suffix@mail.com"}, headers=headers)
+    plain = (await client.get(STD, headers=headers)).json()
+    suffixed = (await client.get(f"{STD}.json", headers=headers)).json()
+    assert [r["PKey"] for r in suffixed["content"]] == [r["PKey"] for r in plain["content"]]

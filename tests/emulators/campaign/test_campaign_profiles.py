@@ -288,3 +288,12 @@ async def test_resource_type_metadata_lists_fields_and_filters(
     root = (await client.get("/acme/campaign/profileAndServicesExt/", headers=headers)).json()
     assert root["apiName"] == "resourceType"
     assert root["cusVehicle"]["type"] == "collection"
+
+
+@pytest.mark.anyio
+async def test_by_email_case_sensitivity_is_a_switch(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    await create(client, headers, {"email": "Mixed.Case@Mail.com"})
+    url = f"{STD}/byEmail?email={quote('mixed.case@mail.com', safe='')}"
+    assert (await client.get(url, headers=headers)).json()["content"] == []
+    await client.post("/_emulator/config", json={"emailFilterCaseSensitive": False})
+    assert len((await client.get(url, headers=headers)).json()["content"]) == 1

@@ -110,3 +110,24 @@ async def test_privacy_request_needs_a_regulation(client: httpx.AsyncClient, hea
     )
     assert response.status_code == 500
     assert "'regulation'" in response.json()["message"]
+
+
+@pytest.mark.anyio
+async def test_history_shows_subscription_events_of_the_profile(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    service = await post(client, headers, f"{STD}/service", {"label": "Weekly", "name": "SVC_W"})
+    profile = await post(client, headers, f"{STD}/profile", {"email": "hist@mail.com"})
+    sub = await post(client, headers, profile["subscriptions"]["href"], {"service": {"PKey": service["PKey"]}})
+    await client.delete(sub["href"], headers=headers)
+    history = (await client.get(f"{STD}/history/{profile['PKey']}", headers=headers)).json()
+    assert history["email"] == "hist@mail.com"
+    assert history["countSubHistoEvents"] == 2
+    assert history["countBroadLogEvents"] == 0
+    assert history["events"]["metadata"] == "subHisto"
+    events = (await client.get(history["events"]["href"], headers=headers)).json()["content"]
+    assert [e["label"] for e in events] == ["Subscription to 'Weekly'", "Unsubscription from 'Weekly'"]
+    one = await client.get(events[0]["href"], headers=headers)
+    assert one.json()["PKey"] == events[0]["PKey"]
+    by_email = (await client.get(f"{STD}/history/byEmail?email=hist%40mail.com", headers=headers)).json()
+    assert [h["PKey"] for h in by_email["content"]] == [profile["PKey"]]

@@ -40,8 +40,10 @@ def build_context(settings: CampaignEmulatorSettings) -> EmulatorContext:
         limiter=RateLimiter(settings.rate_limit_per_s),
         privacy=PrivacyRequests(storage, pkeys, settings.clock, settings.privacy_step_s),
     )
-    if settings.seed_profiles:
-        seed_profiles(storage, settings.seed_profiles, now=settings.clock.now(), seed=settings.seed)
+    # Top up to the requested size, so restarting on the same --db file does not keep adding profiles.
+    missing = settings.seed_profiles - storage.table_size(schema.resources["profile"])
+    if missing > 0:
+        seed_profiles(storage, missing, now=settings.clock.now(), seed=settings.seed)
     return context
 
 

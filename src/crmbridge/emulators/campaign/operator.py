@@ -137,9 +137,12 @@ async def _config(request: Request) -> Response:
             settings.flag_timestamps = bool(body["flagTimestamps"])
         if "emailFilterCaseSensitive" in body:
             settings.email_filter_case_sensitive = bool(body["emailFilterCaseSensitive"])
-        if "faults" in body and ctx.faults is not None:
+        if ("faults" in body or "latencyMs" in body) and ctx.faults is not None:
             try:
-                settings.faults = FaultConfig.from_mapping(dict(body["faults"]))
+                faults = dict(body["faults"]) if "faults" in body else settings.faults.as_dict()
+                if "latencyMs" in body:
+                    faults["latency_ms"] = float(body["latencyMs"])
+                settings.faults = FaultConfig.from_mapping(faults)
             except (TypeError, ValueError) as exc:
                 return _bad(str(exc))
             ctx.faults.configure(settings.faults)

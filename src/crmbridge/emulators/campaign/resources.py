@@ -109,8 +109,12 @@ def serialize(resource: ResourceSpec, row: Row, view: RowView) -> dict[str, Any]
             body[name] = row.get(name) or ""
     shape = (resource.name, view.api, view.flag_timestamps, view.href is not None)
     order = _KEY_ORDER.get(shape)
-    if order is None or len(order) != len(body) or not all(key in body for key in order):
-        order = _KEY_ORDER[shape] = sorted(body, key=str.lower)  # another schema with the same resource name
+    if order is not None and len(order) == len(body):
+        try:
+            return {key: body[key] for key in order}
+        except KeyError:
+            pass  # another schema (another app in this process) with a resource of the same name
+    order = _KEY_ORDER[shape] = sorted(body, key=str.lower)
     return {key: body[key] for key in order}
 
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from crmbridge.emulators.campaign import errors, metadata, subscriptions
+from crmbridge.emulators.campaign import errors, history, metadata, subscriptions
 from crmbridge.emulators.campaign.context import EmulatorContext
 from crmbridge.emulators.campaign.filters import filter_sql, is_filter, parse_order
 from crmbridge.emulators.campaign.gateway import check_gateway
@@ -207,7 +207,9 @@ async def _resource(call: Call, spec: ResourceSpec, rest: list[str]) -> Response
     if not rest:
         if method == "POST":
             return await _create(call, spec)
-        return _list(call, spec, [])
+        if method == "GET":
+            return _list(call, spec, [])
+        raise errors.unknown_resource()  # PUT/PATCH/DELETE on a collection: no such operation (inferred)
     first = rest[0]
     if first.startswith("@"):
         row_id = ctx.pkeys.decode(spec.name, first)
@@ -248,6 +250,8 @@ async def _dispatch(call: Call, segments: list[str]) -> Response:
         if len(rest) == 3 and rest[2] == "filters":
             return JSONResponse(metadata.filters_document(schema, call.api, rest[1]))
         raise errors.unknown_resource()
+    if rest[0] == "history" and call.api == API_STANDARD:
+        return await history.dispatch(call, rest[1:])
     spec = call.context.schema.resource_for(call.api, rest[0])
     if spec is None:
         raise errors.unknown_resource()

@@ -86,6 +86,7 @@ class Storage:
         if path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-65536")  # 64 MB: keeps index pages of a million rows hot
         self._counts: dict[str, int] = {}
         self.create_tables()
 
@@ -100,6 +101,10 @@ class Storage:
                 id INTEGER PRIMARY KEY, profile_id INTEGER NOT NULL, service_id INTEGER NOT NULL,
                 created TEXT NOT NULL, UNIQUE (profile_id, service_id));
             CREATE INDEX IF NOT EXISTS ix_subscription_service ON subscription (service_id);
+            CREATE TABLE IF NOT EXISTS sub_history (
+                id INTEGER PRIMARY KEY, profile_id INTEGER NOT NULL, service_id INTEGER NOT NULL,
+                action TEXT NOT NULL, date TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS ix_sub_history_profile ON sub_history (profile_id);
             """
         )
 
@@ -125,6 +130,7 @@ class Storage:
         for spec in self.schema.resources.values():
             self.db.execute(f"DROP TABLE IF EXISTS {table_name(spec.name)}")
         self.db.execute("DROP TABLE IF EXISTS subscription")
+        self.db.execute("DROP TABLE IF EXISTS sub_history")
         self._counts.clear()
         self.create_tables()
 
@@ -241,7 +247,23 @@ class Storage:
             )
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey("nmssubscription_id") from exc
+        self._record_history(profile_id, service_id, "subscription", created)
         return int(cursor.lastrowid or 0)
+
+    def _record_history(self, profile_id: int, service_id: int, action: str, date: str) -> None:
+        # Subscribing and unsubscribing write subscription history (subHisto) in ACS (§5).
+        self.db.execute(
+            "INSERT INTO sub_history (profile_id, service_id, action, date) VALUES (?, ?, ?, ?)",
+            (profile_id, service_id, action, date),
+        )
+
+    def subscription_history(self, profile_id: int) -> list[Row]:
+        rows = self.db.execute("SELECT * FROM sub_history WHERE profile_id = ? ORDER BY id", (profile_id,))
+        return [dict(row) for row in rows]
+
+    def get_history_event(self, event_id: int) -> Row | None:
+        row = self.db.execute("SELECT * FROM sub_history WHERE id = ?", (event_id,)).fetchone()
+        return dict(row) if row is not None else None
 
     def subscriptions(self, *, profile_id: int | None = None, service_id: int | None = None) -> list[Row]:
         column, value = ("profile_id", profile_id) if profile_id is not None else ("service_id", service_id)
@@ -252,8 +274,11 @@ class Storage:
         row = self.db.execute("SELECT * FROM subscription WHERE id = ?", (sub_id,)).fetchone()
         return dict(row) if row is not None else None
 
-    def unsubscribe(self, sub_id: int) -> None:
+    def unsubscribe(self, sub_id: int, date: str) -> None:
+        sub = self.get_subscription(sub_id)
         self.db.execute("DELETE FROM subscription WHERE id = ?", (sub_id,))
+        if sub is not None:
+            self._record_history(int(sub["profile_id"]), int(sub["service_id"]), "unsubscription", date)
 
     # --- for the events package ----------------------------------------------------------------------------
 

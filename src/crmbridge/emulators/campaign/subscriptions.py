@@ -101,7 +101,7 @@ async def dispatch(call: Call, spec: ResourceSpec, row_id: int, rest: list[str])
     if sub is None or int(sub[owner]) != row_id:
         raise errors.not_found("Subscription", rest[1])
     if method == "DELETE":
-        ctx.storage.unsubscribe(int(sub["id"]))
+        ctx.storage.unsubscribe(int(sub["id"]), format_datetime(ctx.now()))
         return Response(status_code=204)  # unsubscribe -> 204 No Content (§4.3)
     if method == "GET":
         return JSONResponse(_row(call, sub))
