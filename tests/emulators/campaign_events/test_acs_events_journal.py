@@ -51,6 +51,7 @@ def event_ids(entries: list[dict[str, object]]) -> list[str]:
 async def test_reading_from_the_oldest_event_pages_through_everything_once_in_order(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.4 (no parameters: the oldest event), §A.5, §A.6 (follow next)."""
     report = await simulate(http, target={"count": 120})
     clock.advance(timedelta(days=4))
     events, _ = await consume(http, f"{JOURNAL_PATH}?limit=17")
@@ -67,6 +68,7 @@ async def test_reading_from_the_oldest_event_pages_through_everything_once_in_or
 async def test_since_is_exclusive_and_any_position_delivers_every_later_event(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.4: since is exclusive."""
     await simulate(http, target={"count": 60})
     clock.advance(timedelta(days=4))
     everything, _ = await consume(http, JOURNAL_PATH)
@@ -77,6 +79,7 @@ async def test_since_is_exclusive_and_any_position_delivers_every_later_event(
 
 
 async def test_consumer_resumes_after_emulator_restart_without_gaps(clock: ManualClock, tmp_path: Path) -> None:
+    """§A.10 step 1: a persisted next URL resumes the read."""
     first_hub = EventsHub(tmp_path / "journal.db", clock=clock)
     async with client_for(first_hub) as client:
         await simulate(client, target={"count": 80})
@@ -97,6 +100,7 @@ async def test_consumer_resumes_after_emulator_restart_without_gaps(clock: Manua
 async def test_end_of_journal_answers_204_with_retry_after_and_next_link_equal_to_the_request(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.6, §A.7: 204, retry-after, next = the request."""
     await simulate(http, target={"count": 10})
     clock.advance(timedelta(days=4))
     events, next_url = await consume(http, f"{JOURNAL_PATH}?limit=5")
@@ -111,6 +115,7 @@ async def test_end_of_journal_answers_204_with_retry_after_and_next_link_equal_t
 
 
 async def test_empty_journal_read_without_parameters_answers_204(http: httpx.AsyncClient) -> None:
+    """§A.7: an empty journal called without parameters answers 204."""
     response = await http.get(JOURNAL_PATH, headers=HEADERS)
     assert response.status_code == 204
     assert links(response)["next"] == JOURNAL_PATH
@@ -118,6 +123,7 @@ async def test_empty_journal_read_without_parameters_answers_204(http: httpx.Asy
 
 
 async def test_new_events_appear_at_the_next_link_after_a_204(http: httpx.AsyncClient, clock: ManualClock) -> None:
+    """§A.10 step 4: after a 204, poll the same next link."""
     await simulate(http, target={"count": 5}, rates={"open_rate": 0, "bounce_rate": 0})
     clock.advance(timedelta(hours=1))
     first, next_url = await consume(http, JOURNAL_PATH)
@@ -132,6 +138,7 @@ async def test_new_events_appear_at_the_next_link_after_a_204(http: httpx.AsyncC
 async def test_latest_skips_existing_events_and_its_next_link_brings_only_newer_ones(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.4: latest=true jumps to the end; then follow next."""
     await simulate(http, target={"count": 20}, rates={"bounce_rate": 0})
     clock.advance(timedelta(days=4))
     response = await http.get(f"{JOURNAL_PATH}?latest=true", headers=HEADERS)
@@ -146,6 +153,7 @@ async def test_latest_skips_existing_events_and_its_next_link_brings_only_newer_
 
 
 async def test_seek_starts_at_events_published_within_the_duration(http: httpx.AsyncClient, clock: ManualClock) -> None:
+    """§A.4: seek=<negative ISO 8601 duration>."""
     quiet = {"open_rate": 0, "bounce_rate": 0}
     await simulate(http, target={"count": 4}, rates=quiet, delivery={"id": "OLD"})
     clock.advance(timedelta(hours=1))
@@ -162,6 +170,7 @@ async def test_seek_starts_at_events_published_within_the_duration(http: httpx.A
 async def test_seek_past_the_end_answers_204_with_a_since_next_link(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.4, §A.7: seek beyond the newest event."""
     await simulate(http, target={"count": 4}, rates={"open_rate": 0, "bounce_rate": 0})
     clock.advance(timedelta(hours=1))
     await http.post("/_emulator/journal/release")
@@ -174,6 +183,7 @@ async def test_seek_past_the_end_answers_204_with_a_since_next_link(
 async def test_positions_older_than_the_seven_day_retention_get_410(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.7, §A.8: 7-day retention, 410 with a plain-text body."""
     await simulate(http, target={"count": 10}, rates={"open_rate": 0, "bounce_rate": 0})
     clock.advance(timedelta(hours=1))
     old, _ = await consume(http, JOURNAL_PATH)
@@ -201,12 +211,14 @@ async def test_positions_older_than_the_seven_day_retention_get_410(
     ],
 )
 async def test_malformed_parameters_get_400(http: httpx.AsyncClient, query: str, why: str) -> None:
+    """§A.4 rules; §A.7: 400 is inferred for bad parameters."""
     response = await http.get(f"{JOURNAL_PATH}?{query}", headers=HEADERS)
     assert response.status_code == 400
     assert why in response.text
 
 
 async def test_position_of_another_journal_gets_400(http: httpx.AsyncClient, clock: ManualClock) -> None:
+    """§A.4: positions are opaque; a foreign one is refused (inferred 400)."""
     await simulate(http, target={"count": 2})
     clock.advance(timedelta(days=4))
     events, _ = await consume(http, JOURNAL_PATH)
@@ -217,6 +229,7 @@ async def test_position_of_another_journal_gets_400(http: httpx.AsyncClient, clo
 async def test_a_page_carries_next_and_the_other_documented_link_relations(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.6: the Link relations; §A.2: the validate sibling."""
     await simulate(http, target={"count": 3})
     clock.advance(timedelta(days=4))
     response = await http.get(f"{JOURNAL_PATH}?limit=2", headers=HEADERS)
@@ -237,12 +250,14 @@ async def test_a_page_carries_next_and_the_other_documented_link_relations(
         ({**HEADERS, "Authorization": "Bearer expired"}, 401, "401013"),
         ({"Authorization": "Bearer good-token", "x-ims-org-id": "4CC7D9704674CFB2138A2C54@AdobeOrg"}, 403, "403000"),
         ({**HEADERS, "x-api-key": "someone-else"}, 403, "403003"),
+        ({**HEADERS, "x-api-key": "clé-à-moi".encode()}, 403, "403003"),  # non-ASCII bytes on the wire
         ({**HEADERS, "x-ims-org-id": "OTHER@AdobeOrg"}, 403, None),
     ],
 )
 async def test_journal_refuses_callers_without_valid_credentials(
-    http: httpx.AsyncClient, headers: dict[str, str], status: int, code: str | None
+    http: httpx.AsyncClient, headers: dict[str, str | bytes], status: int, code: str | None
 ) -> None:
+    """§A.3 headers; gateway codes of campaign-standard-api.md §1.5."""
     response = await http.get(JOURNAL_PATH, headers=headers)
     assert response.status_code == status
     if code:
@@ -250,6 +265,7 @@ async def test_journal_refuses_callers_without_valid_credentials(
 
 
 async def test_another_registrations_journal_url_answers_404(http: httpx.AsyncClient) -> None:
+    """§A.7: 404 for a wrong journal URL (inferred)."""
     response = await http.get(JOURNAL_PATH.replace("54108", "99999"), headers=HEADERS)
     assert response.status_code == 404
 
@@ -257,6 +273,7 @@ async def test_another_registrations_journal_url_answers_404(http: httpx.AsyncCl
 async def test_duplicate_and_reorder_faults_repeat_and_shuffle_but_lose_nothing(
     http: httpx.AsyncClient, hub: EventsHub, clock: ManualClock
 ) -> None:
+    """§A.8: at least once, duplicates, no ordering guarantee."""
     faults = {"duplicate_rate": 0.2, "reorder_rate": 0.3, "seed": 11}
     assert (await http.put("/_emulator/journal/faults", json=faults)).status_code == 200
     report = await simulate(http, target={"count": 150})
@@ -272,6 +289,7 @@ async def test_duplicate_and_reorder_faults_repeat_and_shuffle_but_lose_nothing(
 
 
 async def test_faults_replay_identically_for_the_same_seed(clock: ManualClock, tmp_path: Path) -> None:
+    """§A.8 faults are seeded, so a failing run replays."""
     orders: list[list[tuple[str, str, str | None]]] = []
     for name in ("a", "b"):
         hub = EventsHub(tmp_path / f"{name}.db", clock=ManualClock(clock()), exports=ExportSettings())
@@ -288,6 +306,7 @@ async def test_faults_replay_identically_for_the_same_seed(clock: ManualClock, t
 
 
 async def test_events_are_cloudevents_with_adobe_ids(http: httpx.AsyncClient, clock: ManualClock) -> None:
+    """§A.9: CloudEvents 1.0 envelope with eventid / recipientclientid."""
     await simulate(http, target={"count": 30})
     clock.advance(timedelta(days=4))
     events, _ = await consume(http, JOURNAL_PATH)
@@ -303,6 +322,7 @@ async def test_events_are_cloudevents_with_adobe_ids(http: httpx.AsyncClient, cl
 async def test_delay_fault_reorders_events_across_small_publication_rounds(
     http: httpx.AsyncClient, clock: ManualClock
 ) -> None:
+    """§A.8: order is not guaranteed, even when polling often."""
     assert (await http.put("/_emulator/journal/faults", json={"delay_rate": 0.3, "seed": 4})).status_code == 200
     report = await simulate(http, target={"count": 60}, rates={"bounce_rate": 0, "open_rate": 0})
     received: list[dict[str, object]] = []

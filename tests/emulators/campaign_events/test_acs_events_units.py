@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from crmbridge.emulators.campaign.events import DeliverySpec, JournalFaults, Rates
 from crmbridge.emulators.campaign.events.hub import disorder
 from crmbridge.emulators.campaign.events.journal_query import QueryError, parse_duration, parse_query
+from crmbridge.emulators.campaign.events.payload import addressed_to
 from crmbridge.emulators.campaign.events.simulation import simulate
 
 
@@ -78,3 +80,13 @@ def test_share_settings_outside_zero_to_one_are_refused() -> None:
         Rates(click_rate=2)
     with pytest.raises(ValueError, match="mirror_page_share"):
         Rates(mirror_page_share=0.7, opt_out_share=0.7)
+
+
+def test_addressing_an_envelope_keeps_it_valid_json_whatever_the_client_id() -> None:
+    addressed = json.loads(addressed_to('{"id": "e1", "data": {"x": "}"}}', 'odd "client" \\ id'))
+    assert addressed == {
+        "id": "e1",
+        "data": {"x": "}"},
+        "recipientclientid": 'odd "client" \\ id',
+        "recipient_client_id": 'odd "client" \\ id',
+    }

@@ -132,11 +132,9 @@ class EventsHub:
         )
         tracked = sum(1 for event in events if event.tracking_log_id is not None)
         self.store.set_meta("next_tracking_log_id", str(first_tracking + tracked))
-        rows = []
-        for event in events:
-            kind, row = export_row(event)
-            rows.append(ScheduledRow(event.event_id, event.occurred_at, cloud_event(event), kind, row))
-        self.store.schedule(rows)
+        self.store.schedule(
+            ScheduledRow(event.event_id, event.occurred_at, cloud_event(event), *export_row(event)) for event in events
+        )
         report = report_of(spec, len(targets), events)
         self.store.add_delivery(report.as_json())
         self.release_due()
@@ -154,7 +152,8 @@ class EventsHub:
         held_before = [event for event in due if event.held]
         fresh = [event for event in due if not event.held]
         hold = [event for event in fresh if self._fault_rng.random() < self.faults.delay_rate]
-        published = [event for event in fresh if event not in hold]
+        held_ids = {event.id for event in hold}
+        published = [event for event in fresh if event.id not in held_ids]
         entries = disorder([(e.event_id, e.envelope_json) for e in published], self.faults, self._fault_rng)
         entries += [(event.event_id, event.envelope_json) for event in held_before]  # late: after newer events
         if due:

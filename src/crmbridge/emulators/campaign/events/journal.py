@@ -110,7 +110,8 @@ async def _check_caller(
     api_key = request.headers.get("x-api-key")
     if not api_key:
         return JSONResponse({"error_code": "403000", "message": "Api Key is required"}, status_code=403)
-    if not hmac.compare_digest(api_key, token.client_id) or api_key != registration.client_id:
+    matches_token = hmac.compare_digest(api_key.encode(), token.client_id.encode())
+    if not matches_token or api_key != registration.client_id:
         return JSONResponse({"error_code": "403003", "message": "Api Key is invalid"}, status_code=403)
     if required_scope and required_scope not in token.scopes:
         # §A.3: the journal needs the I/O Management API scope; §A.7 suggests 403 (inferred body)
@@ -204,14 +205,13 @@ class _Answerer:
 
     def _body(self, rows: list[JournalRow]) -> str:
         journal_id, client_id = self.hub.store.journal_id, self.registration.client_id
-        events = [
-            {
-                "position": format_position(journal_id, row.seq),
-                "event": addressed_to(json.loads(row.envelope_json), client_id),
-            }
-            for row in rows
-        ]
-        return json.dumps({"events": events, "_page": {"last": events[-1]["position"], "count": len(events)}})
+        positions = [json.dumps(format_position(journal_id, row.seq)) for row in rows]
+        events = ",".join(
+            f'{{"position": {position}, "event": {addressed_to(row.envelope_json, client_id)}}}'
+            for position, row in zip(positions, rows, strict=True)
+        )
+        page = json.dumps({"last": json.loads(positions[-1]), "count": len(rows)})
+        return f'{{"events": [{events}], "_page": {page}}}'
 
 
 class _Links:

@@ -110,19 +110,15 @@ class EventStore:
     # --- scheduled events ---------------------------------------------------------------------------------
 
     def schedule(self, rows: Iterable[ScheduledRow]) -> None:
+        """Store the rows as they come (a generator keeps a big delivery from being held in memory twice)."""
+        encoded = (
+            (r.event_id, db_time(r.occurred_at), json.dumps(r.envelope), r.export_kind, json.dumps(r.export_row))
+            for r in rows
+        )
         with self._db:
             self._db.executemany(
                 "INSERT INTO scheduled (event_id, occurred_at, envelope, export_kind, export_row) VALUES (?,?,?,?,?)",
-                [
-                    (
-                        r.event_id,
-                        db_time(r.occurred_at),
-                        json.dumps(r.envelope),
-                        r.export_kind,
-                        json.dumps(r.export_row),
-                    )
-                    for r in rows
-                ],
+                encoded,
             )
 
     def due(self, now: datetime) -> list[DueEvent]:
