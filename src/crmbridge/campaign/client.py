@@ -201,7 +201,8 @@ class CampaignClient:
                 and len(rows) >= int(query["_lineCount"])
                 and "_forcePagination" not in query
             ):
-                # Above XtkBigTableThreshold ACS hides `next` unless asked (§3.2): ask, and remember for this table.
+                # Above XtkBigTableThreshold ACS hides `next` unless asked (§3.2); a full first page without
+                # `next` is taken as that sign (inferred): ask again with _forcePagination, remember the table.
                 self._needs_force_pagination.add(key)
                 query["_forcePagination"] = True
                 rows, next_href = await self._refetch_first_page(key, query, rows)
