@@ -153,3 +153,21 @@ async def test_count_matches_the_rows_iterated(client: CampaignClient, emulator:
     rows = [row async for row in client.iter_records("profile", page_size=3)]
     assert len({row["PKey"] for row in rows}) == 7
     assert await client.count("profile") == 7
+
+
+@pytest.mark.anyio
+async def test_privacy_access_file_is_fetched_once_the_request_is_complete(
+    client: CampaignClient, emulator: Emulator
+) -> None:
+    await client.create("profile", {"email": "subject@example.com", "lastName": "Subject"})
+    request = PrivacyRequest(
+        name="PT2", reconciliation_value="subject@example.com", type=PrivacyRequestType.ACCESS, namespace="email"
+    )
+    created = await client.create_privacy_request(request)
+    with pytest.raises(RecordError):  # not complete yet
+        await client.privacy_access_data(created)
+    emulator.settings.clock.advance(10 * emulator.settings.privacy_step_s)
+    assert await client.privacy_request_status("PT2") == "complete"
+    document = await client.privacy_access_data(created)
+    assert document.startswith("<gdprRequestData>")
+    assert "subject@example.com" in document

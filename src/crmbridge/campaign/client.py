@@ -407,6 +407,20 @@ class CampaignClient:
                     return str(row.get("status", ""))
         return None
 
+    async def privacy_access_data(self, request: Mapping[str, Any]) -> str:
+        """The access file of a ``complete`` access request: a JSON string holding an XML document (§7.1).
+
+        ``request`` is the record :meth:`create_privacy_request` returned (its ``privacyRequestData`` href is used).
+        """
+        node = request.get("privacyRequestData")
+        href = node.get("href") if isinstance(node, Mapping) else None
+        if not isinstance(href, str) or not href:
+            raise ValueError("the privacy request record has no privacyRequestData href")
+        # A POST by the documented shape, but it only reads: repeating it is harmless.
+        response = await self._call("POST", join_url(self.api_url, href), body={"name": request.get("name", "")})
+        data = json_of(response)
+        return data if isinstance(data, str) else json.dumps(data)
+
     async def _iter_url(self, url: str) -> AsyncGenerator[JsonObject, None]:
         next_url: str | None = f"{url}?{build_query({'_lineCount': self.page_size})}"
         while next_url is not None:
