@@ -12,15 +12,15 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import httpx
 
 from crmbridge.campaign.auth import ImsTokenProvider, campaign_headers
 from crmbridge.campaign.errors import classify_campaign_response, error_for_response
-from crmbridge.campaign.links import LinkResolver, resolve_links
+from crmbridge.campaign.links import LinkResolver
 from crmbridge.campaign.metadata import PrivacyRequest, ResourceMetadata, parse_resource_metadata
+from crmbridge.campaign.upsert import KeyedUpsert, UpsertOutcome, UpsertResult
 from crmbridge.campaign.wire import (
     build_query,
     join_url,
@@ -30,15 +30,13 @@ from crmbridge.campaign.wire import (
     parse_acs_datetime,
     path_segment,
     resource_path,
-    same_value,
 )
-from crmbridge.exceptions import ProtocolError, RecordError
-from crmbridge.http import Action, AdaptiveLimiter, HttpStats, MaybeAppliedError, RetryPolicy
+from crmbridge.exceptions import ProtocolError
+from crmbridge.http import Action, AdaptiveLimiter, HttpStats, RetryPolicy
 
 __all__ = ["CampaignClient", "CampaignStats", "KeyLookup", "UpsertOutcome", "UpsertResult"]
 
 JsonObject = dict[str, Any]
-_DUPLICATE_KEY = "PGS-220000"
 
 
 @dataclass
@@ -66,18 +64,6 @@ class KeyLookup:
     def default_for(cls, key_field: str) -> KeyLookup:
         # Custom filter parameters are generated as "<name>_parameter" when the filter is authored [D3].
         return cls(f"by{key_field[:1].upper()}{key_field[1:]}", f"{key_field}_parameter")
-
-
-class UpsertOutcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-
-
-@dataclass(frozen=True, slots=True)
-class UpsertResult:
-    outcome: UpsertOutcome
-    pkey: str  # for this call only: never persist it
 
 
 class CampaignClient:
@@ -326,58 +312,9 @@ class CampaignClient:
 
         Link fields given as :class:`~crmbridge.campaign.links.LinkTo` are resolved to the parent's current PKey.
         A create whose response was lost (``MaybeAppliedError``) or that hit the unique key (PGS-220000) is
-        followed by a new lookup, so a retry never creates a duplicate.
+        followed by a new lookup, so a retry never creates a duplicate (see :mod:`crmbridge.campaign.upsert`).
         """
-        resolved = await resolve_links(values, resolver or self.link_resolver())
-        existing = await self._one_by_key(resource, key_field, key_value)
-        if existing is not None:
-            return await self._update_if_changed(resource, existing, resolved, key_value)
-        try:
-            created = await self.create(resource, {key_field: key_value, **resolved}, record_key=key_value)
-        except MaybeAppliedError:
-            return await self._recover_create(resource, key_field, key_value, resolved)
-        except RecordError as error:
-            if error.details is None or error.details.code != _DUPLICATE_KEY:
-                raise
-            return await self._recover_create(resource, key_field, key_value, resolved)
-        return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
-
-    async def _recover_create(
-        self, resource: str, key_field: str, key_value: str, values: Mapping[str, Any]
-    ) -> UpsertResult:
-        existing = await self._one_by_key(resource, key_field, key_value)
-        if existing is None:
-            # The lost create was certainly not applied (the key is not there): creating again is safe.
-            created = await self.create(resource, {key_field: key_value, **values}, record_key=key_value)
-            return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
-        self.stats.recovered_after_lost_response += 1
-        self.stats.inserts += 1  # the lost create was applied: count it like any other insert
-        self.stats.engine_calls += 1
-        result = await self._update_if_changed(resource, existing, values, key_value)
-        if result.outcome is UpsertOutcome.UNCHANGED:
-            return UpsertResult(UpsertOutcome.CREATED, result.pkey)  # our own create landed
-        return result
-
-    async def _one_by_key(self, resource: str, key_field: str, key_value: str) -> JsonObject | None:
-        rows = await self.find_by_key(resource, key_field, key_value)
-        if len(rows) > 1:
-            raise RecordError(
-                f"{len(rows)} {resource} rows share {key_field}={key_value!r}; make {key_field} an identification "
-                "key in Campaign and remove the duplicates",
-                record_key=key_value,
-            )
-        return rows[0] if rows else None
-
-    async def _update_if_changed(
-        self, resource: str, existing: JsonObject, values: Mapping[str, Any], key_value: str
-    ) -> UpsertResult:
-        pkey = str(existing.get("PKey", ""))
-        changes = {name: value for name, value in values.items() if not same_value(existing.get(name), value)}
-        if not changes:
-            self.stats.unchanged += 1
-            return UpsertResult(UpsertOutcome.UNCHANGED, pkey)
-        await self.update(resource, existing, changes, record_key=key_value)
-        return UpsertResult(UpsertOutcome.UPDATED, pkey)
+        return await KeyedUpsert(self, resource, key_field, key_value).run(values, resolver or self.link_resolver())
 
     def _record_url(self, resource: str, record: Mapping[str, Any] | str) -> str:
         if isinstance(record, str):
