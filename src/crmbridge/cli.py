@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from crmbridge import __version__
+from crmbridge.config import CrmbridgeConfig, load_config
 from crmbridge.exceptions import ConfigError
 from crmbridge.state import StateStore
 from crmbridge.state.report import info_tables
@@ -238,6 +239,65 @@ def emulate_dynamics(
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+# --- sync, run, demo ----------------------------------------------------------------------------------------
+
+_CONFIG_OPTION = typer.Option(
+    Path("crmbridge.yaml"), "--config", "-c", envvar="CRMBRIDGE_CONFIG", help="The configuration file."
+)
+
+
+def _load(path: Path) -> CrmbridgeConfig:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command("sync")
+def sync(
+    config_path: Path = _CONFIG_OPTION,
+    mapping: str | None = typer.Option(None, "--mapping", "-m", help="Only this table mapping (default: every flow)."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make.",
+    ),
+    replay: bool = typer.Option(False, "--replay", help="Re-read the whole table and rewrite every row (resumable)."),
+) -> None:
+    """One pass of every flow (tables, opt-outs, email events), or of one table mapping; then exit."""
+    from crmbridge.engine.commands import run_sync  # imported late: keeps `crmbridge --help` fast
+
+    raise typer.Exit(run_sync(_load(config_path), console, mapping=mapping, dry_run=dry_run, replay=replay))
+
+
+@app.command("run")
+def run(config_path: Path = _CONFIG_OPTION) -> None:
+    """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (finishes the batch in hand)."""
+    from crmbridge.engine.commands import run_service
+
+    raise typer.Exit(run_service(_load(config_path), console))
+
+
+_DEMO_WORKDIR_OPTION = typer.Option(Path(".crmbridge/demo"), "--workdir", help="Where the demo keeps its files.")
+
+
+@app.command("demo")
+def demo(
+    size: int = typer.Option(2000, "--size", min=10, help="Contacts seeded in Dynamics (vehicles follow)."),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Leave the emulators up after the summary."),
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms", help="Latency the emulators add to every request (real services: 10s-100s of ms)."
+    ),
+    workdir: Path = _DEMO_WORKDIR_OPTION,
+) -> None:
+    """Both emulators, seeded data, a full sync with progress bars, live changes, incremental passes, a summary."""
+    from crmbridge.demo import DemoOptions, run_demo
+
+    options = DemoOptions(size=size, workdir=workdir, keep_running=keep_running, latency_ms=latency_ms)
+    raise typer.Exit(run_demo(options, console))
 
 
 def main() -> None:

@@ -215,3 +215,15 @@ json_values = st.recursive(
 def test_any_json_value_converts_or_raises_a_mapping_error(value: Any, acs_type: Any) -> None:
     with contextlib.suppress(MappingError):
         to_acs_value(value, acs_type, field="f", max_length=50)
+
+
+def test_empty_values_are_left_out_of_creates_and_clear_fields_on_updates() -> None:
+    mapping = compile_mapping(
+        name="m",
+        source_key="contactid",
+        campaign_key="externalId",
+        fields=[Field("phone", "telephone1"), Field("gender", "gendercode", replacements={"null": "unknown"})],
+    )
+    record = mapping.map({"contactid": "c1", "telephone1": None, "gendercode": None})
+    assert record.create_values == {"externalId": "c1", "gender": "unknown"}
+    assert record.update_values == {"externalId": "c1", "phone": None, "gender": "unknown"}

@@ -63,7 +63,7 @@ class _CompiledField:
         if self.use_label:
             label = row.get(self.dynamics + FORMATTED)
             raw = label if label is not None or raw is None else raw
-        if self.replacements and raw is not None:
+        if self.replacements:
             replaced = _replace(self.replacements, raw)
             if replaced is not _MISSING:
                 return replaced
@@ -74,7 +74,15 @@ _MISSING = object()
 
 
 def _replace(replacements: Mapping[str, Any], raw: Any) -> Any:
-    """Replacement keys are written as text in YAML; match on the value's text (``True`` → ``true``)."""
+    """Replacement keys are written as text in YAML; match on the value's text (``True`` → ``true``).
+
+    An empty value matches the key ``null`` (YAML's ``null:`` arrives as the text ``None``).
+    """
+    if raw is None:
+        for key in ("null", "None"):
+            if key in replacements:
+                return replacements[key]
+        return _MISSING
     text = "true" if raw is True else "false" if raw is False else str(raw)
     if text in replacements:
         return replacements[text]
@@ -128,7 +136,10 @@ class CompiledMapping:
         update: dict[str, Any] = {self.campaign_key: str(key)}
         for f in self.fields:
             value = f.value(row)
-            set_dotted(create, f.campaign, value)
+            if value is not None:
+                # An empty source value is left out of a create (ACS refuses null for many field types);
+                # on update it is sent as null, to clear what Campaign holds (inferred: ACS clears on null).
+                set_dotted(create, f.campaign, value)
             if f.apply_updates:
                 set_dotted(update, f.campaign, value)
         return MappedRecord(key=str(key), create_values=create, update_values=update, values_hash=_hash(update))

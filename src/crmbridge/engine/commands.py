@@ -1,0 +1,117 @@
+"""What ``crmbridge sync`` and ``crmbridge run`` do, with their terminal output (progress bars, summaries).
+
+Kept apart from ``cli.py`` (parsing only) and from the runner (no terminal there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crmbridge.config import CrmbridgeConfig
+from crmbridge.engine.runner import Runner, Services
+from crmbridge.engine.tables import PassStats
+from crmbridge.exceptions import CrmbridgeError
+from crmbridge.logs import configure_logging
+
+__all__ = ["run_service", "run_sync"]
+
+
+def _tables_table(results: list[PassStats], *, dry_run: bool) -> Table:
+    title = "Dry run: what a pass would write (nothing was written)" if dry_run else "Tables"
+    table = Table(title=title)
+    for name in ("mapping", "kind", "read", "create", "update", "delete", "skip", "filtered", "parked", "failed", "s"):
+        table.add_column(name, justify="left" if name in ("mapping", "kind") else "right")
+    for stats in results:
+        table.add_row(
+            stats.mapping,
+            stats.kind,
+            *(f"{n:,}" for n in (stats.read, stats.created, stats.updated, stats.deleted, stats.skipped)),
+            *(f"{n:,}" for n in (stats.filtered, stats.parked, stats.failed)),
+            f"{stats.seconds:.1f}",
+        )
+    return table
+
+
+def _samples(results: list[PassStats], console: Console) -> None:
+    for stats in results:
+        for sample in stats.samples:
+            console.print(f"[bold]{stats.mapping}[/bold] {sample['outcome']} {sample['key']}")
+            for field, (old, new) in sample["diff"].items():
+                console.print(f"    {field}: {old!r} → {new!r}")
+
+
+def run_sync(config: CrmbridgeConfig, console: Console, *, mapping: str | None, dry_run: bool, replay: bool) -> int:
+    """One pass; 0 when every flow finished (records refused by the target are dead letters, not failures)."""
+
+    async def work() -> None:
+        async with Services.open(config) as services:
+            runner = Runner(services)
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+            ) as bar:
+
+                def progress(name: str) -> Callable[[PassStats], None]:
+                    task = bar.add_task(f"{name}: reading")
+
+                    def update(stats: PassStats) -> None:
+                        bar.update(task, description=f"{name}: read {stats.read:,}, written {stats.written:,}")
+
+                    return update
+
+                results = await runner.tables_pass(only=mapping, dry_run=dry_run, replay=replay, progress=progress)
+                optouts = events = None
+                if mapping is None and not dry_run:
+                    optouts = await runner.optouts_pass()
+                    events = await runner.events_pass()
+            console.print(_tables_table(results, dry_run=dry_run))
+            if dry_run:
+                _samples(results, console)
+            if optouts is not None:
+                console.print(f"Opt-outs: {optouts.counts()}")
+            if events is not None:
+                console.print(f"Email events: {events.counts()}")
+
+    try:
+        asyncio.run(work())
+    except CrmbridgeError as error:
+        console.print(f"[red]sync stopped:[/red] {error}")
+        return 1
+    return 0
+
+
+def run_service(config: CrmbridgeConfig, console: Console) -> int:
+    """Every flow on its interval until SIGTERM/SIGINT; the batch in hand commits or is abandoned whole."""
+    configure_logging(config.service.log_format)
+
+    async def work() -> None:
+        async with Services.open(config) as services:
+            runner = Runner(services)
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            grace = config.service.shutdown_grace.total_seconds()
+
+            def request_stop() -> None:
+                console.print(f"stopping: finishing the batch in hand (at most {grace:.0f} s)")
+                runner.stop()
+                # After the grace period the pass is cancelled: its batch is abandoned, never half-committed.
+                loop.call_later(grace, lambda: task.cancel() if task is not None else None)
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, request_stop)
+            console.print(f"crmbridge running {len(runner.status)} flows; SIGTERM or Ctrl-C stops it")
+            await runner.run_forever()
+
+    try:
+        asyncio.run(work())
+    except asyncio.CancelledError:
+        return 0
+    except CrmbridgeError as error:
+        console.print(f"[red]stopped:[/red] {error}")
+        return 1
+    return 0

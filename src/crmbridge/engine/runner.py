@@ -1,0 +1,267 @@
+"""Builds the flows from the configuration and runs them: one pass (``sync``) or on their schedules (``run``).
+
+``Services`` owns the connections (state store, Dataverse client, Campaign client) for the life of a command;
+``Runner`` turns the configuration into flows, runs passes in dependency order, and keeps the status the dashboard
+and ``crmbridge status`` show. Graceful shutdown: a stop request lets the current batch finish (each batch commits
+atomically), then no new pass starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from crmbridge.campaign.client import CampaignClient
+from crmbridge.campaign.factory import campaign_client, campaign_http_client, export_reader, journal_consumer
+from crmbridge.config import CrmbridgeConfig, TableMapping
+from crmbridge.dynamics.auth import TokenProvider
+from crmbridge.dynamics.client import DataverseClient
+from crmbridge.dynamics.reader import TableRef
+from crmbridge.engine.adapters import (
+    CampaignProfiles,
+    CampaignRecordTarget,
+    DataverseActivitySink,
+    DataverseChangeFeed,
+    DataverseContacts,
+    ExportFeed,
+    JournalFeed,
+    campaign_resource,
+)
+from crmbridge.engine.events import EventsFlow, EventStats
+from crmbridge.engine.optouts import OptOutsFlow, OptOutStats
+from crmbridge.engine.table_spec import build_table_spec, mapping_order
+from crmbridge.engine.tables import PassStats, TablesFlow
+from crmbridge.exceptions import ConfigError, CrmbridgeError
+from crmbridge.state import StateStore
+
+__all__ = ["FlowState", "Runner", "Services"]
+
+TablesProgress = Callable[[PassStats], None]
+_Stats = TypeVar("_Stats", PassStats, EventStats, OptOutStats)
+EventsProgress = Callable[[EventStats], None]
+
+
+@dataclass
+class Services:
+    """The connections of one command: closed together when it ends."""
+
+    config: CrmbridgeConfig
+    store: StateStore
+    dataverse: DataverseClient
+    campaign: CampaignClient
+    campaign_http: httpx.AsyncClient
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        config: CrmbridgeConfig,
+        *,
+        dynamics_tokens: TokenProvider | None = None,
+        dynamics_transport: httpx.AsyncBaseTransport | None = None,
+        campaign_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> AsyncIterator[Services]:
+        store = StateStore.open(config.state.url)
+        try:
+            async with DataverseClient.from_settings(
+                config.dynamics, tokens=dynamics_tokens, transport=dynamics_transport
+            ) as dataverse:
+                http = campaign_http_client(config.campaign, transport=campaign_transport)
+                try:
+                    yield cls(config, store, dataverse, campaign_client(config.campaign, http), http)
+                finally:
+                    await http.aclose()
+        finally:
+            store.close()
+
+
+@dataclass
+class FlowState:
+    """What the dashboard and ``status`` show for one flow."""
+
+    name: str
+    kind: str  # tables | events | optouts
+    state: str = "idle"  # idle | running | failed | stopped
+    last_pass_at: datetime | None = None
+    last_counts: dict[str, int] = field(default_factory=dict)
+    last_seconds: float | None = None
+    last_error: str | None = None
+    lag_seconds: float | None = None
+    next_run_at: datetime | None = None
+
+
+class Runner:
+    """Runs the configured flows against the services; keeps their status."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.config = services.config
+        self.status: dict[str, FlowState] = {}
+        self._tables: dict[str, TableRef] = {}
+        self._stopping = asyncio.Event()
+        for mapping in mapping_order(self.config):
+            self.status[f"tables:{mapping.name}"] = FlowState(mapping.name, "tables")
+        if self.config.events is not None and self.config.events.enabled:
+            self.status["events"] = FlowState("events", "events")
+        if self.config.optouts.mode != "disabled" and self.config.optouts.pairs:
+            self.status["optouts"] = FlowState("optouts", "optouts")
+
+    # --- building flows --------------------------------------------------------------------------------------
+
+    async def table_ref(self, mapping: TableMapping) -> TableRef:
+        """Entity set and primary id of the mapping's table: from the config, else from live metadata."""
+        if mapping.table in self._tables:
+            return self._tables[mapping.table]
+        if mapping.entity_set:
+            ref = TableRef(mapping.table, mapping.entity_set, mapping.key.dynamics)
+        else:
+            info = await self.services.dataverse.metadata.table(mapping.table)
+            if info is None:
+                raise ConfigError(f"mapping {mapping.name}: Dataverse has no table {mapping.table!r}")
+            ref = info.ref
+        self._tables[mapping.table] = ref
+        return ref
+
+    async def tables_flow(
+        self, mapping: TableMapping, *, dry_run: bool = False, progress: TablesProgress | None = None
+    ) -> TablesFlow:
+        spec = build_table_spec(self.config, mapping)
+        feed = DataverseChangeFeed(self.services.dataverse, await self.table_ref(mapping))
+        target = CampaignRecordTarget(self.services.campaign, campaign_resource(mapping.resource), mapping.key.campaign)
+        concurrency = max(1, self.config.campaign.max_concurrency * 4)
+        return TablesFlow(
+            spec, feed, target, self.services.store, dry_run=dry_run, progress=progress, write_concurrency=concurrency
+        )
+
+    # --- passes ----------------------------------------------------------------------------------------------
+
+    async def tables_pass(
+        self,
+        *,
+        only: str | None = None,
+        dry_run: bool = False,
+        replay: bool = False,
+        progress: Callable[[str], TablesProgress | None] | None = None,
+    ) -> list[PassStats]:
+        """One pass of each enabled mapping (or only ``only``), parents first."""
+        mappings = [m for m in mapping_order(self.config) if only is None or m.name == only]
+        if only is not None and not mappings:
+            raise ConfigError(f"no enabled mapping named {only!r} (see `crmbridge config validate`)")
+        results = []
+        for mapping in mappings:
+            if self._stopping.is_set():
+                break
+            flow = await self.tables_flow(
+                mapping, dry_run=dry_run, progress=progress(mapping.name) if progress else None
+            )
+            stats = await self._tracked(f"tables:{mapping.name}", flow.run_pass(replay=replay), dry_run=dry_run)
+            results.append(stats)
+        return results
+
+    async def events_pass(self, *, progress: EventsProgress | None = None) -> EventStats | None:
+        events = self.config.events
+        if events is None or not events.enabled:
+            return None
+        sink = DataverseActivitySink(self.services.dataverse)
+        source = events.source
+        if source.journal is not None:
+            consumer = journal_consumer(self.config.campaign, source.journal, self.services.campaign_http)
+            backfill_cm = (
+                export_reader(events.backfill_from_exports) if events.backfill_from_exports is not None else None
+            )
+            async with contextlib.AsyncExitStack() as stack:
+                backfill = ExportFeed(await stack.enter_async_context(backfill_cm)) if backfill_cm else None
+                flow = EventsFlow(
+                    events,
+                    JournalFeed(consumer),
+                    sink,
+                    self.services.store,
+                    scope="journal",
+                    backfill=backfill,
+                    progress=progress,
+                )
+                return await self._tracked("events", flow.run_pass())
+        if source.exports is None:
+            raise ConfigError("events.source: give a journal or exports")
+        async with export_reader(source.exports, batch_size=events.batch_size) as reader:
+            flow = EventsFlow(events, ExportFeed(reader), sink, self.services.store, scope="exports", progress=progress)
+            return await self._tracked("events", flow.run_pass())
+
+    async def optouts_pass(self) -> OptOutStats | None:
+        optouts = self.config.optouts
+        if optouts.mode == "disabled" or not optouts.pairs:
+            return None
+        contact = TableRef("contact", "contacts", "contactid")
+        flow = OptOutsFlow(
+            optouts,
+            DataverseChangeFeed(self.services.dataverse, contact, formatted_values=False),
+            DataverseContacts(self.services.dataverse),
+            CampaignProfiles(self.services.campaign),
+            self.services.store,
+        )
+        return await self._tracked("optouts", flow.run_pass())
+
+    async def run_once(self, *, progress: Callable[[str], TablesProgress | None] | None = None) -> dict[str, Any]:
+        """Every flow once: tables, then opt-outs, then events (events need profiles carrying externalId)."""
+        return {
+            "tables": await self.tables_pass(progress=progress),
+            "optouts": await self.optouts_pass(),
+            "events": await self.events_pass(),
+        }
+
+    async def _tracked(self, key: str, work: Awaitable[_Stats], *, dry_run: bool = False) -> _Stats:
+        state = self.status.setdefault(key, FlowState(key.split(":")[-1], key.split(":")[0]))
+        if dry_run:
+            return await work
+        state.state = "running"
+        try:
+            stats = await work
+        except CrmbridgeError as error:
+            state.state, state.last_error = "failed", str(error)
+            raise
+        except BaseException as error:
+            state.state, state.last_error = "failed", str(error) or type(error).__name__
+            raise
+        state.state, state.last_error = "idle", None
+        state.last_pass_at = datetime.now(UTC)
+        state.last_counts = stats.counts()
+        state.last_seconds = stats.seconds
+        if isinstance(stats, EventStats):
+            state.lag_seconds = stats.lag_seconds
+        return stats
+
+    # --- the long-running service ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in progress, start nothing new."""
+        self._stopping.set()
+
+    async def run_forever(self) -> None:
+        """Each flow on its own interval until :meth:`stop`; a failed pass is retried at the next interval."""
+        loops = [self._loop("tables", self.config.service.interval, self.tables_pass)]
+        if "optouts" in self.status:
+            loops.append(self._loop("optouts", self.config.interval_of(self.config.optouts), self.optouts_pass))
+        if "events" in self.status and self.config.events is not None:
+            loops.append(self._loop("events", self.config.interval_of(self.config.events), self.events_pass))
+        await asyncio.gather(*loops)
+
+    async def _loop(self, name: str, interval: timedelta, work: Callable[[], Any]) -> None:
+        while not self._stopping.is_set():
+            try:
+                await work()
+            except CrmbridgeError as error:
+                # Visible on the dashboard and in `status`; the next interval tries again.
+                self.status.setdefault(name, FlowState(name, name)).last_error = str(error)
+            next_at = datetime.now(UTC) + interval
+            for state in self.status.values():
+                if state.kind == name or state.name == name:
+                    state.next_run_at = next_at
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval.total_seconds())
