@@ -105,9 +105,15 @@ class BatchWriter:
             else:
                 results.extend(await self._send_independent(chunk))
 
+        parallel = anyio.CapacityLimiter(self._session.max_parallel)
+
+        async def run_bounded(chunk: list[Any]) -> None:
+            async with parallel:
+                await run(chunk)
+
         async with anyio.create_task_group() as group:
             for start in range(0, len(items), self._batch_size):
-                group.start_soon(run, items[start : start + self._batch_size])
+                group.start_soon(run_bounded, items[start : start + self._batch_size])
         return sorted(results, key=lambda result: result.index)
 
     async def _change_set_or_all_refused(self, chunk: Sequence[Indexed]) -> list[WriteResult]:

@@ -170,9 +170,15 @@ class DataverseWriter:
         async def run(chunk: list[tuple[int, Any]]) -> None:
             results.extend(await split_until_alone(chunk, call))
 
+        parallel = anyio.CapacityLimiter(self._session.max_parallel)
+
+        async def run_bounded(chunk: list[Any]) -> None:
+            async with parallel:
+                await run(chunk)
+
         async with anyio.create_task_group() as group:
             for start in range(0, len(items), self._bulk_size):
-                group.start_soon(run, items[start : start + self._bulk_size])
+                group.start_soon(run_bounded, items[start : start + self._bulk_size])
         return sorted(results, key=lambda result: result.index)
 
 
