@@ -202,12 +202,15 @@ async def test_bulk_upsert_by_alternate_key_is_idempotent_and_isolates_a_bad_row
 @pytest.mark.anyio
 async def test_metadata_reports_change_tracking_types_and_labels(small_org: Starlette) -> None:
     async with in_process_client(small_org) as client:
+        tables = {t.logical_name: t for t in await client.metadata.tables()}
         contact = await client.metadata.table("contact")
         missing = await client.metadata.table("new_nosuchtable")
         attributes = {a.logical_name: a for a in await client.metadata.attributes("contact")}
         labels = await client.metadata.option_set("contact", "statecode", attributes["statecode"].attribute_type)
 
     assert contact is not None
+    assert tables["contact"] == contact
+    assert tables["task"].is_activity
     assert (contact.entity_set, contact.primary_id, contact.change_tracking) == ("contacts", "contactid", True)
     assert missing is None
     assert attributes["donotbulkemail"].attribute_type == "Boolean"
