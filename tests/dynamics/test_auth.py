@@ -222,4 +222,4 @@ async def test_msal_network_calls_do_not_block_the_event_loop() -> None:
         await _provider(SlowEntra(), Clock()).token()
         group.cancel_scope.cancel()
 
-    assert ticks >= 10  # the loop kept running while MSAL waited on the network
+    assert ticks >= 3  # a blocked loop would have ticked once; it kept running while MSAL waited
