@@ -147,3 +147,26 @@ async def test_more_than_1000_operations_are_refused(api: httpx.AsyncClient) -> 
     response = await post_batch(api, body)
     assert response.status_code == 400
     assert "1000" in response.json()["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_content_id_references_work_in_urls_and_per_part_headers(api: httpx.AsyncClient) -> None:
+    body = batch(
+        change_set(
+            part("POST", "/api/data/v9.2/contacts", '{"firstname":"Grace","lastname":"Hopper"}', "1"),
+            part("PATCH", "$1", '{"jobtitle":"Rear Admiral"}', "2", headers=("If-Match: *",)),
+            part("PUT", "$1/lastname", '{"value":"Hopper (USN)"}', "3"),
+        ),
+        part(
+            "POST",
+            "/api/data/v9.2/accounts?$select=name",
+            '{"name":"Navy"}',
+            headers=("Prefer: return=representation",),
+        ),
+    )
+    response = await post_batch(api, body)
+    assert response.status_code == 200
+    assert statuses(response) == [204, 204, 204, 201]
+    assert b'"name":"Navy"' in response.content
+    rows = (await api.get(f"{BASE}contacts?$select=fullname,jobtitle")).json()["value"]
+    assert [(r["fullname"], r["jobtitle"]) for r in rows] == [("Grace Hopper (USN)", "Rear Admiral")]

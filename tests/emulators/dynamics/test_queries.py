@@ -220,3 +220,11 @@ async def test_two_prefer_lines_count_as_one_list(api: httpx.AsyncClient) -> Non
     assert response.headers["Preference-Applied"] == 'odata.maxpagesize=2,odata.include-annotations="*"'
     assert len(response.json()["value"]) == 2
     assert "@odata.nextLink" in response.json()
+
+
+@pytest.mark.anyio
+async def test_percent_encoded_key_segments_address_the_same_row(api: httpx.AsyncClient) -> None:
+    ids = await seed_people(api)
+    plain = (await api.get(f"{BASE}contacts({ids['ada']})?$select=lastname")).json()
+    encoded = (await api.get(f"{BASE}contacts%28{ids['ada']}%29?$select=lastname")).json()
+    assert encoded["lastname"] == plain["lastname"] == "Lovelace"

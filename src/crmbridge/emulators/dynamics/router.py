@@ -37,7 +37,9 @@ def _no_resource(req: ApiRequest) -> ODataError:
 
 def _dispatch(org: Org, req: ApiRequest, batch: BatchHandler | None) -> ApiResponse:
     segments = req.path.split("/") if req.path else [""]
-    match = _SEGMENT.match(segments[0])
+    # Some clients percent-encode the key parentheses; the key text itself is decoded by parse_key.
+    first = re.sub(r"%2[89]", lambda m: "(" if m.group(0) == "%28" else ")", segments[0], flags=re.IGNORECASE)
+    match = _SEGMENT.match(first)
     if match is None:
         raise _no_resource(req)
     name, key, rest = match.group(1), match.group(2), segments[1:]

@@ -61,12 +61,11 @@ def insert_row(org: Org, table: Table, values: Row, req: ApiRequest) -> str:
     row_id = values.get(table.primary_id) or str(uuid.uuid4())
     if org.storage.get(table, row_id) is not None:
         raise ODataError(400, "0x80040237", "Cannot insert duplicate key.")  # status (inferred)
-    row: Row = {name: column.default for name, column in table.columns.items()}
-    for name, column in table.columns.items():
-        if column.type == "Boolean" and row[name] is None:
-            row[name] = 0
-        elif column.type == "Boolean":
-            row[name] = int(bool(row[name]))
+    # Booleans default to false (or the schema default, e.g. followemail = true); other columns to null.
+    row: Row = {
+        name: int(bool(column.default)) if column.type == "Boolean" else column.default
+        for name, column in table.columns.items()
+    }
     row.update(values)
     _apply_state(table, row, None)
     row[table.primary_id] = row_id
