@@ -316,3 +316,29 @@ async def test_consumer_restarted_every_round_while_events_trickle_in_with_all_f
     assert len(yielded) == len(set(yielded))
     assert set(yielded) == set(expected)
     env.hub.close()
+
+
+@pytest.mark.anyio
+async def test_several_links_in_one_header_and_relative_targets_are_resolved() -> None:
+    links = (
+        f'<{JOURNAL_PATH}/validate?since=p:9>; rel="validate", '
+        f'</events-fast/organizations/1/integrations/2/3?since=p:9&limit=5>; rel="next"'
+    )
+    body = {"events": [], "_page": {"last": "p:9", "count": 0}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": "tok", "expires_in": 86399})
+        return httpx.Response(200, json=body, headers={"Link": links})
+
+    async with mock_journal(handler) as http:
+        journal = JournalConsumer(
+            http,
+            ImsTokenProvider(http, credentials()),
+            journal_url=BASE + JOURNAL_PATH,
+            ims_org_id=IMS_ORG,
+            mapping=EMULATOR_MAPPING,
+            retry=fast_retry("io-events"),
+        )
+        batch = await journal.read_batch(None)
+    assert batch.cursor.next_url == BASE + "/events-fast/organizations/1/integrations/2/3?since=p:9&limit=5"
