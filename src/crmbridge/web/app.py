@@ -45,7 +45,8 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": with it Chromium sends `Origin: null` on our own form posts, which look cross-site then.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")

@@ -19,12 +19,16 @@ def _t(value: object) -> str:
     return html.escape(redact(str(value)), quote=True)
 
 
-def _every(interval: timedelta) -> str:
+def _span(interval: timedelta) -> str:
     seconds = int(interval.total_seconds())
     for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
-            return f"every {seconds // size}{unit}"
-    return f"every {seconds}s"
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _every(interval: timedelta) -> str:
+    return f"every {_span(interval)}"
 
 
 def _field_notes(field: FieldMapping) -> str:
@@ -68,7 +72,7 @@ def _table_mapping(mapping: TableMapping, config: CrmbridgeConfig) -> str:
     ]
     rows += [
         f"<tr><td><code>{_t(link.lookup)}</code></td><td><code>{_t(link.campaign_link)}</code></td>"
-        f"<td>{_t(f'link to mapping {link.mapping}; waits up to {link.max_wait} for its parent')}</td></tr>"
+        f"<td>{_t(f'link to mapping {link.mapping}; waits up to {_span(link.max_wait)} for its parent')}</td></tr>"
         for link in mapping.links
     ]
     table = (

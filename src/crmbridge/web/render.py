@@ -205,13 +205,17 @@ def _letter_row(letter: DeadLetter, access: Access, now: datetime) -> str:
     )
 
 
-def _dead_letters(letters: list[DeadLetter], access: Access, now: datetime) -> str:
+def _dead_letters(letters: list[DeadLetter], open_total: int, access: Access, now: datetime) -> str:
     rows = [_letter_row(letter, access, now) for letter in letters]
     headers = ("id", "flow", "record", "reason", "payload", "attempts", "last failed", "status", "")
     body = _table(headers, rows, empty="No open dead letters: every record was accepted.")
+    shown_open = sum(1 for letter in letters if letter.status is DeadLetterStatus.OPEN)
+    more = (
+        f"Showing {shown_open} of {open_total:,} open dead letters (oldest first). " if open_total > shown_open else ""
+    )
     note = (
-        '<p class="muted">Retry hands the record back to the runner, which re-reads the source row before writing. '
-        "Drop gives up on it.</p>"
+        f'<p class="muted">{text(more)}Retry hands the record back to the runner, which re-reads the source row '
+        "before writing. Drop gives up on it.</p>"
     )
     return _section("Dead letters", body + note, count=len(letters), anchor="dead-letters")
 
@@ -240,7 +244,7 @@ def _tiles(view: DashboardView) -> str:
     failing = len(view.status.failing)
     running = sum(1 for flow in view.status.flows if flow.state == "running")
     backlog = sum(flow.backlog or 0 for flow in view.status.flows)
-    open_letters = sum(1 for letter in view.letters if letter.status is DeadLetterStatus.OPEN)
+    open_letters = sum(scope.dead_letters_open for scope in view.info.scopes)
     tiles = [
         ("bad" if failing else "ok", f"{failing}", "failing flows"),
         ("", f"{running}/{len(view.status.flows)}", "flows running"),
@@ -300,7 +304,7 @@ def render_dashboard(view: DashboardView) -> str:
             _notices(view),
             _tiles(view),
             _flows(view.status, view.now),
-            _dead_letters(view.letters, view.access, view.now),
+            _dead_letters(view.letters, sum(s.dead_letters_open for s in view.info.scopes), view.access, view.now),
             _conflicts(view.conflicts, view.now),
             _section("Mappings in force", render_config(view.config), anchor="mappings"),
             _stored_state(view.info, view.now),
