@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -117,7 +118,11 @@ async def test_secrets_from_the_config_never_appear_in_any_response(
 ) -> None:
     from tests.web.conftest import runner_status
 
-    status.update(runner_status(failing=True))
+    failing = runner_status(failing=True)
+    leaky = replace(
+        failing.flows[0], last_error=f"token request refused for {SECRETS['CRMBRIDGE_DYNAMICS_CLIENT_SECRET']}"
+    )
+    status.update(replace(failing, flows=[leaky, *failing.flows[1:]]))
     first = await client.get("/")
     csrf = csrf_from(first.text)
     letter = letter_ids[REFUSED_RECORD]

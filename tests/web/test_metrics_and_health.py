@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crmbridge.http import HttpStats
-from crmbridge.web import FixedStatus, Metrics, campaign_engine_calls
+from crmbridge.web import FixedStatus, Metrics, RunnerStatus, campaign_engine_calls
 from tests.web.conftest import runner_status
 
 FAMILIES = {
@@ -115,6 +115,16 @@ def test_a_flow_without_backlog_has_no_backlog_series() -> None:
     assert ("crmbridge_backlog_records", frozenset({("flow", "email-events")})) not in samples(
         metrics.render().decode()
     )
+
+
+def test_a_flow_gone_from_the_status_loses_its_series() -> None:
+    metrics = Metrics()
+    metrics.observe_status(runner_status())
+    fewer = runner_status()
+    metrics.observe_status(RunnerStatus(flows=fewer.flows[1:], started_at=fewer.started_at))
+    text = metrics.render().decode()
+    assert 'flow="contacts"' not in text
+    assert value(text, "crmbridge_flow_state", flow="email-events", state="running") == 1
 
 
 def test_two_metrics_objects_do_not_share_a_registry() -> None:

@@ -10,13 +10,12 @@ import html
 from datetime import timedelta
 
 from crmbridge.config import CrmbridgeConfig, EventsSettings, FieldMapping, OptOutSettings, TableMapping
-from crmbridge.redaction import redact
 
 __all__ = ["render_config"]
 
 
 def _t(value: object) -> str:
-    return html.escape(redact(str(value)), quote=True)
+    return html.escape(str(value), quote=True)
 
 
 def _span(interval: timedelta) -> str:

@@ -79,6 +79,7 @@ class Metrics:
         self._define_api_metrics()
         self._define_state_metrics()
         self._seen_http: dict[str, HttpStats] = {}
+        self._flows_seen: set[str] = set()
         self._dynamics_day = _SlidingDay(clock)
         self.dynamics_entitlement.set(dynamics_daily_entitlement)
 
@@ -238,6 +239,14 @@ class Metrics:
             _set_or_clear(self.lag, flow.name, flow.lag_seconds)
             for state in _FLOW_STATES:
                 self.flow_state.labels(flow=flow.name, state=state).set(1 if flow.state == state else 0)
+        current = {flow.name for flow in status.flows}
+        for gone in self._flows_seen - current:  # a flow removed from the config stops reporting
+            _set_or_clear(self.backlog, gone, None)
+            _set_or_clear(self.lag, gone, None)
+            for state in _FLOW_STATES:
+                with contextlib.suppress(KeyError):
+                    self.flow_state.remove(gone, state)
+        self._flows_seen = current
 
     def observe_state(self, info: StateInfo) -> None:
         """Set the dead-letter, conflict and parked-children gauges from the state store's summary."""

@@ -1,7 +1,8 @@
 """HTML of the dashboard sections, from plain values to escaped text: no I/O, so every piece is testable alone.
 
-Everything that came from the state store, the runner or the configuration goes through :func:`text` (redaction of
-secrets, then ``html.escape``) before it reaches the page.
+Everything that came from the state store, the runner or the configuration is escaped by :func:`text`; free text
+that may quote a request (error messages, payloads) also has secrets masked first by :func:`message`. Identifiers
+and names are not masked: a registered secret that happens to be a common word must not blank out the page.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from crmbridge.web.config_view import render_config
 from crmbridge.web.page import PAGE, REFRESH_SECONDS
 from crmbridge.web.status import FlowStatus, RunnerStatus
 
-__all__ = ["Access", "DashboardView", "render_dashboard", "render_dead_letter_page", "render_message_page", "text"]
+__all__ = [
+    "Access",
+    "DashboardView",
+    "message",
+    "render_dashboard",
+    "render_dead_letter_page",
+    "render_message_page",
+    "text",
+]
 
 AccessMode = Literal["disabled", "locked", "unlocked"]
 
@@ -52,7 +61,12 @@ class DashboardView:
 
 
 def text(value: object) -> str:
-    """Any value as page text: secrets masked, HTML escaped."""
+    """Any value as page text, HTML escaped."""
+    return html.escape(str(value), quote=True)
+
+
+def message(value: object) -> str:
+    """Free text (errors, reasons, payloads) as page text: secrets masked, then HTML escaped."""
     return html.escape(redact(str(value)), quote=True)
 
 
@@ -119,7 +133,7 @@ def _table(headers: Iterable[str], rows: list[str], *, empty: str) -> str:
 
 def _flow_row(flow: FlowStatus, now: datetime) -> str:
     lag = _maybe(flow.lag_seconds, _duration(flow.lag_seconds) if flow.lag_seconds is not None else None)
-    error = f'<div class="error">{text(flow.last_error)}</div>' if flow.last_error else ""
+    error = f'<div class="error">{message(flow.last_error)}</div>' if flow.last_error else ""
     return (
         f'<tr data-flow="{text(flow.name)}"><td><b>{text(flow.name)}</b><div class="muted">{text(flow.kind)}</div></td>'
         f"<td>{_badge(flow.state, _STATE_BADGE.get(flow.state, 'b-muted'))}</td>"
@@ -163,11 +177,11 @@ def _payload(payload: Mapping[str, object] | None, *, preview: bool) -> str:
         return '<span class="muted">purged</span>'
     full = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True, default=str)
     if not preview:
-        return f"<pre>{text(full)}</pre>"
+        return f"<pre>{message(full)}</pre>"
     short = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
     if len(short) > _PAYLOAD_PREVIEW:
         short = short[:_PAYLOAD_PREVIEW] + "…"
-    return f"<details><summary><code>{text(short)}</code></summary><pre>{text(full)}</pre></details>"
+    return f"<details><summary><code>{message(short)}</code></summary><pre>{message(full)}</pre></details>"
 
 
 def _action(letter: DeadLetter, action: Literal["retry", "drop"], access: Access) -> str:
@@ -197,7 +211,7 @@ def _letter_row(letter: DeadLetter, access: Access, now: datetime) -> str:
         f'<tr data-letter="{letter.id}"><td><a href="/dead-letters/{letter.id}">#{letter.id}</a></td>'
         f'<td>{text(letter.flow.value)}<div class="muted">{text(letter.mapping)}</div></td>'
         f"<td><code>{text(letter.record_key)}</code></td>"
-        f'<td><b>{text(letter.error_class)}</b><div class="error">{text(letter.reason)}</div></td>'
+        f'<td><b>{text(letter.error_class)}</b><div class="error">{message(letter.reason)}</div></td>'
         f"<td>{_payload(letter.payload, preview=True)}</td>"
         f'<td class="num">{letter.attempts}</td><td>{_moment(letter.failed_at, now)}</td>'
         f'<td class="letter-status">{_badge(status, _LETTER_BADGE.get(status, "b-muted"))}</td>'
@@ -279,7 +293,7 @@ def _access_bar(access: Access) -> str:
 
 
 def _notices(view: DashboardView) -> str:
-    parts = [f'<p class="notice bad">{text(message)}</p>' for message in view.notices]
+    parts = [f'<p class="notice bad">{message(notice)}</p>' for notice in view.notices]
     if view.access.mode == "disabled":
         parts.append(
             '<p class="notice">Write actions (retry, drop) are disabled because no dashboard token is configured. '
@@ -322,7 +336,7 @@ def render_dead_letter_page(letter: DeadLetter, access: Access, now: datetime) -
         ("mapping", text(letter.mapping)),
         ("record", f"<code>{text(letter.record_key)}</code>"),
         ("error class", f"<b>{text(letter.error_class)}</b>"),
-        ("reason", f'<span class="error">{text(letter.reason)}</span>'),
+        ("reason", f'<span class="error">{message(letter.reason)}</span>'),
         ("attempts", str(letter.attempts)),
         ("first failed", _moment(letter.first_failed_at, now)),
         ("last failed", _moment(letter.failed_at, now)),
@@ -334,7 +348,7 @@ def render_dead_letter_page(letter: DeadLetter, access: Access, now: datetime) -
     return _render_page(f"Dead letter #{letter.id}", '<a href="/">← dashboard</a>', access, body)
 
 
-def render_message_page(title: str, message: str, access: Access) -> str:
+def render_message_page(title: str, text_shown: str, access: Access) -> str:
     """A short page for refusals and missing things, with a way back."""
-    body = f'<p class="notice bad">{text(message)}</p><p><a href="/">Back to the dashboard</a></p>'
+    body = f'<p class="notice bad">{message(text_shown)}</p><p><a href="/">Back to the dashboard</a></p>'
     return _render_page(title, text(title), access, body)
