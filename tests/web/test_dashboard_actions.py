@@ -49,6 +49,21 @@ async def test_unlocked_session_drops_with_its_csrf_token_alone(
     assert status_of(store, letter_ids[SECOND_RECORD]) is DeadLetterStatus.DROPPED
 
 
+async def test_action_from_the_letter_page_returns_to_that_page(
+    client: httpx.AsyncClient, store: StateStore, letter_ids: dict[str, int]
+) -> None:
+    letter = letter_ids[SECOND_RECORD]
+    csrf = await session_csrf(client)
+    await client.post("/session", data={"token": DASHBOARD_TOKEN, "csrf_token": csrf})
+    page = (await client.get(f"/dead-letters/{letter}")).text
+    assert 'name="back" value="letter"' in page
+    response = await client.post(f"/dead-letters/{letter}/drop", data={"csrf_token": csrf, "back": "letter"})
+    assert response.headers["location"] == f"/dead-letters/{letter}"
+    assert ">dropped<" in (await client.get(response.headers["location"])).text
+    odd = await client.post(f"/dead-letters/{letter}/retry", data={"csrf_token": csrf, "back": "https://evil.example"})
+    assert odd.headers["location"] == "/#dead-letters"
+
+
 async def test_write_without_the_token_is_refused(
     client: httpx.AsyncClient, store: StateStore, letter_ids: dict[str, int]
 ) -> None:

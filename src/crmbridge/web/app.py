@@ -135,7 +135,7 @@ class _Dashboard:
         as_json = request.url.path.startswith("/api/")
         if request.path_params["action"] not in _ACTIONS:
             return JSONResponse({"error": "actions are retry and drop"}, 404)
-        check, _ = await self._check(request)
+        check, form = await self._check(request)
         if not check.allowed:
             return self._refused(request, check.reason, as_json=as_json)
         letter_id: int = request.path_params["letter_id"]
@@ -159,7 +159,9 @@ class _Dashboard:
         if as_json:
             updated = await run_in_threadpool(self.store.dead_letters.get, letter_id)
             return JSONResponse(letter_json(updated) if updated is not None else {"id": letter_id})
-        return RedirectResponse("/#dead-letters", status_code=303)
+        # Only two fixed places to go back to: a form field never becomes a URL (no open redirect).
+        back = f"/dead-letters/{letter_id}" if form.get("back") == "letter" else "/#dead-letters"
+        return RedirectResponse(back, status_code=303)
 
     def _missing(self, request: Request, letter_id: int) -> Response:
         message = f"There is no dead letter #{letter_id}."

@@ -184,7 +184,7 @@ def _payload(payload: Mapping[str, object] | None, *, preview: bool) -> str:
     return f"<details><summary><code>{message(short)}</code></summary><pre>{message(full)}</pre></details>"
 
 
-def _action(letter: DeadLetter, action: Literal["retry", "drop"], access: Access) -> str:
+def _action(letter: DeadLetter, action: Literal["retry", "drop"], access: Access, back: str) -> str:
     label, css = ("Retry", "primary") if action == "retry" else ("Drop", "danger")
     if access.mode != "unlocked":
         why = "set service.dashboard_token to enable" if access.mode == "disabled" else "give the dashboard token first"
@@ -192,16 +192,18 @@ def _action(letter: DeadLetter, action: Literal["retry", "drop"], access: Access
     return (
         f'<form class="inline" method="post" action="/dead-letters/{letter.id}/{action}">'
         f'<input type="hidden" name="csrf_token" value="{text(access.csrf_token)}">'
+        f'<input type="hidden" name="back" value="{back}">'
         f'<button class="{css}" type="submit" data-action="{action}-{letter.id}">{label}</button></form>'
     )
 
 
-def _letter_actions(letter: DeadLetter, access: Access) -> str:
+def _letter_actions(letter: DeadLetter, access: Access, back: str = "dashboard") -> str:
+    """Retry and Drop where they apply; ``back`` says where the app returns after the action (dashboard or letter)."""
     actions = []
     if letter.status in (DeadLetterStatus.OPEN, DeadLetterStatus.DROPPED):
-        actions.append(_action(letter, "retry", access))
+        actions.append(_action(letter, "retry", access, back))
     if letter.status in (DeadLetterStatus.OPEN, DeadLetterStatus.RETRYING):
-        actions.append(_action(letter, "drop", access))
+        actions.append(_action(letter, "drop", access, back))
     return " ".join(actions)
 
 
@@ -215,7 +217,7 @@ def _letter_row(letter: DeadLetter, access: Access, now: datetime) -> str:
         f"<td>{_payload(letter.payload, preview=True)}</td>"
         f'<td class="num">{letter.attempts}</td><td>{_moment(letter.failed_at, now)}</td>'
         f'<td class="letter-status">{_badge(status, _LETTER_BADGE.get(status, "b-muted"))}</td>'
-        f"<td>{_letter_actions(letter, access)}</td></tr>"
+        f'<td class="actions">{_letter_actions(letter, access)}</td></tr>'
     )
 
 
@@ -341,7 +343,7 @@ def render_dead_letter_page(letter: DeadLetter, access: Access, now: datetime) -
         ("first failed", _moment(letter.first_failed_at, now)),
         ("last failed", _moment(letter.failed_at, now)),
         ("payload", _payload(letter.payload, preview=False)),
-        ("actions", _letter_actions(letter, access) or '<span class="muted">none</span>'),
+        ("actions", _letter_actions(letter, access, back="letter") or '<span class="muted">none</span>'),
     ]
     rows = "".join(f"<tr><th>{text(name)}</th><td>{value}</td></tr>" for name, value in facts)
     body = _section(f"Dead letter #{letter.id}", f"<table>{rows}</table>")
