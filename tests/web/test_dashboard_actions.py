@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from crmbridge.config import CrmbridgeConfig
 from crmbridge.state import DeadLetterStatus, StateStore
-from tests.web.conftest import DASHBOARD_TOKEN, REFUSED_RECORD, SECOND_RECORD, csrf_from
+from crmbridge.web import FixedStatus, Metrics, create_web_app
+from tests.web.conftest import DASHBOARD_TOKEN, REFUSED_RECORD, SECOND_RECORD, csrf_from, runner_status
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +156,12 @@ async def test_unknown_letter_or_action_is_not_found(client: httpx.AsyncClient) 
 async def test_a_foreign_host_name_is_refused_to_stop_dns_rebinding(client: httpx.AsyncClient) -> None:
     response = await client.get("/", headers={"Host": "attacker.example"})
     assert response.status_code == 400
+
+
+async def test_a_dashboard_bound_beyond_loopback_answers_to_its_host_names(
+    store: StateStore, letter_ids: dict[str, int], config: CrmbridgeConfig
+) -> None:
+    public = config.model_copy(update={"service": config.service.model_copy(update={"host": "10.0.0.5"})})
+    app = create_web_app(store, FixedStatus(runner_status()), Metrics(), public, token=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dash.example") as client:
+        assert (await client.get("/healthz")).status_code == 200

@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from crmbridge.config import CrmbridgeConfig
-from crmbridge.config.types import LOOPBACK_HOSTS
 from crmbridge.state import ConflictRecord, DeadLetter, DeadLetterStatus, StateInfo, StateStore
 from crmbridge.web.json_views import conflict_json, health_json, letter_json, next_letter_status, status_json
 from crmbridge.web.metrics import Metrics
@@ -229,7 +228,8 @@ def _set_cookie(response: Response, name: str, value: str) -> None:
 def _default_hosts(config: CrmbridgeConfig | None) -> list[str]:
     """Host headers accepted: loopback names when bound to loopback (refuses DNS rebinding), anything otherwise."""
     bind = config.service.host if config is not None else "127.0.0.1"
-    return list(_LOCAL_HOSTS) if bind in LOOPBACK_HOSTS else ["*"]
+    # Starlette's host check cannot parse a bracketed IPv6 Host header, so an ::1 bind accepts any name.
+    return list(_LOCAL_HOSTS) if bind in _LOCAL_HOSTS else ["*"]
 
 
 def create_web_app(
