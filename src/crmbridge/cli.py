@@ -137,6 +137,14 @@ _CAMPAIGN_ORG_OPTION = typer.Option(
 )
 
 
+_CAMPAIGN_EXPORTS_OPTION = typer.Option(
+    None,
+    "--exports",
+    metavar="DIR",
+    help="Write ACS-workflow-style export files (delivery and tracking logs) to DIR and serve DIR over SFTP.",
+)
+
+
 @emulate_app.command("campaign")
 def emulate_campaign(
     port: int = typer.Option(8081, "--port", help="TCP port to listen on."),
@@ -163,10 +171,76 @@ def emulate_campaign(
     ),
     clients: list[Path] = _CAMPAIGN_CLIENTS_OPTION,
     organization: list[str] = _CAMPAIGN_ORG_OPTION,
+    journal_consumer_org: str = typer.Option(
+        "23294", "--journal-consumer-org", help="Consumer org id in the events journal URL."
+    ),
+    journal_credential: str = typer.Option(
+        "54108", "--journal-credential-id", help="Credential (integration) id in the events journal URL."
+    ),
+    journal_registration: str = typer.Option(
+        "f89067f2-0d50-4bb2-bf78-209d0eacb6eb", "--journal-registration-id", help="Registration id in the journal URL."
+    ),
+    journal_client: str | None = typer.Option(
+        None, "--journal-client-id", help="API key allowed to read the journal (default: the first IMS client)."
+    ),
+    journal_ims_org: str | None = typer.Option(
+        None, "--journal-ims-org", help="x-ims-org-id the journal expects (default: that client's IMS org)."
+    ),
+    journal_duplicates: float = typer.Option(
+        0.0, "--journal-duplicates", min=0.0, max=1.0, metavar="RATE", help="Share of events published twice."
+    ),
+    journal_reorder: float = typer.Option(
+        0.0,
+        "--journal-reorder",
+        min=0.0,
+        max=1.0,
+        metavar="RATE",
+        help="Share of events swapped with a later one published in the same round.",
+    ),
+    journal_delay: float = typer.Option(
+        0.0,
+        "--journal-delay",
+        min=0.0,
+        max=1.0,
+        metavar="RATE",
+        help="Share of events held back to the next publication round, after newer ones (reorders across rounds).",
+    ),
+    journal_pump_interval: float = typer.Option(
+        1.0, "--journal-pump-interval", min=0.01, help="Seconds between publications of the events the clock passed."
+    ),
+    exports: Path | None = _CAMPAIGN_EXPORTS_OPTION,
+    export_interval: float = typer.Option(
+        600.0, "--export-interval", min=0.0, help="Emulator seconds between export runs (ACS: at most every 600)."
+    ),
+    sftp_port: int = typer.Option(0, "--sftp-port", help="SFTP port of the export folder (0: a free port, printed)."),
+    sftp_user: str = typer.Option("acs-export", "--sftp-user", help="SFTP user name of the export folder."),
+    sftp_password: str = typer.Option("emulator-secret", "--sftp-password", help="SFTP password of that user."),
 ) -> None:
-    """Run an Adobe Campaign Standard emulator (IMS, gateway, profileAndServices, custom resources, privacy)."""
-    from crmbridge.emulators.campaign.serve import build_settings, serve
+    """Run an Adobe Campaign Standard emulator: IMS, gateway, profileAndServices, custom resources, privacy, and
+    email events (simulated deliveries, the Adobe I/O Events journal, export files over SFTP).
 
+    Prints the API, IMS and journal URLs, and the SFTP address with --exports.
+    """
+    from crmbridge.emulators.campaign.serve import build_settings, serve
+    from crmbridge.emulators.campaign.settings import EventsSettings
+
+    events = EventsSettings(
+        consumer_org_id=journal_consumer_org,
+        credential_id=journal_credential,
+        registration_id=journal_registration,
+        client_id=journal_client,
+        ims_org_id=journal_ims_org,
+        duplicate_rate=journal_duplicates,
+        reorder_rate=journal_reorder,
+        delay_rate=journal_delay,
+        pump_interval_s=journal_pump_interval,
+        exports_folder=exports,
+        export_interval_s=export_interval,
+        sftp_host=host,
+        sftp_port=sftp_port,
+        sftp_user=sftp_user,
+        sftp_password=sftp_password,
+    )
     settings = build_settings(
         db=db,
         seed_profiles=seed,
@@ -178,8 +252,9 @@ def emulate_campaign(
         pkey_salt=pkey_salt,
         clients=clients,
         organizations=organization,
+        events=events,
     )
-    serve(settings, host=host, port=port, echo=console.print)
+    serve(settings, host=host, port=port, echo=typer.echo)  # plain lines: rich would fold the long journal URL
 
 
 @emulate_app.command("dynamics")
