@@ -52,9 +52,22 @@ class DemoOptions:
     seed: int = 7
 
 
-def demo_config_text(dynamics_url: str, ca_path: Path, campaign_url: str, state_path: Path) -> str:
-    """The configuration the demo runs with: a complete, realistic one, written next to its state."""
-    return f"""\
+def demo_config_text(
+    dynamics_url: str,
+    ca_path: Path,
+    campaign_url: str,
+    state_path: Path,
+    *,
+    events: bool = True,
+    optouts: bool = True,
+    campaign_concurrency: int = 16,
+    dynamics_concurrency: int = 8,
+) -> str:
+    """The configuration the demo runs with: a complete, realistic one, written next to its state.
+
+    Benchmarks and e2e tests reuse it, leaving out the event or opt-out sections they do not measure.
+    """
+    text = f"""\
 # Written by `crmbridge demo`: both sides are local emulators. Try `crmbridge config validate` on it.
 version: 1
 dynamics:
@@ -64,7 +77,7 @@ dynamics:
   client_id: "{DYNAMICS_CLIENT_ID}"
   client_secret: ${{CRMBRIDGE_DEMO_DYNAMICS_SECRET:-{DYNAMICS_CLIENT_SECRET}}}
   ca_bundle: {ca_path}
-  max_concurrency: 8
+  max_concurrency: {dynamics_concurrency}
 campaign:
   organization: acme
   base_url: {campaign_url}
@@ -72,7 +85,7 @@ campaign:
   client_id: {CAMPAIGN_CLIENT_ID}
   client_secret: ${{CRMBRIDGE_DEMO_CAMPAIGN_SECRET:-{CAMPAIGN_CLIENT_SECRET}}}
   ims_org_id: "{IMS_ORG}"
-  max_concurrency: 16
+  max_concurrency: {campaign_concurrency}
 mappings:
   - name: contacts
     table: contact
@@ -108,6 +121,11 @@ mappings:
       - {{dynamics: new_year, campaign: year}}
     links:
       - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 10m}}
+state:
+  url: sqlite:///{state_path}
+"""
+    if events:
+        text += f"""\
 events:
   source:
     journal:
@@ -117,14 +135,16 @@ events:
   types: {{send: true, open: true, click: true, bounce: hard}}
   rollups: {{enabled: false}}
   followup_tasks: {{on_click: true, on_hard_bounce: true}}
+"""
+    if optouts:
+        text += """\
 optouts:
   mode: bidirectional
   conflict_rule: adobe
   pairs:
-    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
-state:
-  url: sqlite:///{state_path}
+    - {dynamics: donotbulkemail, campaign: blackListEmail}
 """
+    return text
 
 
 @dataclass
