@@ -84,10 +84,22 @@ async def test_check_reports_a_key_without_its_custom_filter_and_a_missing_resou
     resource: cusPart
     key: {dynamics: accountid, campaign: partId}
     fields: [{dynamics: name, campaign: label}]
+  - name: vins
+    table: new_vehicle
+    entity_set: new_vehicle
+    resource: cusVehicle
+    key: {dynamics: new_vin, campaign: vin}
+    fields: [{dynamics: new_name, campaign: name}]
 """
     findings = await _findings(make_emulators(), tmp_path, contact_fields=text_fields + extra)
     errors = _errors(findings)
-    assert ("mappings.parts", "Campaign has no resource 'cusPart'") in errors
+    assert errors == [
+        ("mappings.parts", "Campaign has no resource 'cusPart'"),
+        ("mappings.vins", "entity_set 'new_vehicle' is not new_vehicle's entity set 'new_vehicles'"),
+        ("mappings.vins", "cusVehicle has no filter byVin to find rows by vin"),
+    ]
+    warnings = [(f.where, f.message) for f in findings if f.level is Level.WARNING]
+    assert warnings == [("mappings.vins", "key.dynamics 'new_vin' is not the primary id 'new_vehicleid'")]
     fixes = [f.fix for f in findings if f.message == "Campaign has no resource 'cusPart'"]
     assert fixes and "custom resource" in fixes[0]
 

@@ -5,6 +5,7 @@ Expected values are read from the emulators' APIs or written out literally, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -14,6 +15,7 @@ from rich.console import Console
 from crmbridge.engine.ops_commands import run_reconcile
 from crmbridge.engine.reconcile import compare_values, reconcile, replay
 from crmbridge.engine.runner import Runner
+from crmbridge.engine.tables import PassStats
 from crmbridge.state import Flow
 from tests.engine.ops_env import Emulators, load, make_emulators
 
@@ -127,6 +129,34 @@ async def test_replay_rewrites_every_row_of_one_mapping_only(synced: Emulators, 
         after = services.store.checkpoint(Flow.TABLES, "vehicles")
     assert (stats.kind, stats.read, stats.updated, stats.created) == ("replay", 12, 12, 0)
     assert before == after
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_replay_resumes_from_its_last_committed_page(tmp_path: Path) -> None:
+    emulators = make_emulators()
+    await emulators.seed(12)
+    loaded = load(tmp_path / "state.db")
+    config = loaded.model_copy(update={"dynamics": loaded.dynamics.model_copy(update={"page_size": 5})})
+    async with emulators.services(config) as services:
+        runner = Runner(services)
+        await runner.tables_pass()
+
+        def stop_after_first_page(name: str) -> Callable[[PassStats], None]:
+            def update(stats: PassStats) -> None:
+                raise _Interrupted(name)
+
+            return update
+
+        with pytest.raises(_Interrupted):
+            await replay(runner, "contacts", progress=stop_after_first_page)
+        resumed = await replay(Runner(services), "contacts")
+        again = await replay(Runner(services), "contacts")
+    assert (resumed.kind, resumed.read, resumed.updated) == ("replay", 7, 7)
+    assert (again.kind, again.read) == ("replay", 12)
 
 
 def test_compare_values_treats_empty_text_as_null_and_numbers_as_text() -> None:

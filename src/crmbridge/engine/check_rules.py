@@ -14,7 +14,7 @@ from crmbridge.config import CrmbridgeConfig, TableMapping
 from crmbridge.config.mappings import FieldMapping
 from crmbridge.dynamics.metadata import AttributeInfo, TableInfo
 from crmbridge.engine.adapters import campaign_resource
-from crmbridge.engine.provision import activity_tables_needed, rollup_columns
+from crmbridge.engine.provision import activity_tables_by_type, rollup_columns
 
 __all__ = ["Finding", "Level", "LiveMetadata", "check_config", "exit_code", "type_problem"]
 
@@ -164,10 +164,25 @@ def _field_findings(where: str, mapping: TableMapping, live: LiveMetadata) -> li
     return findings
 
 
+def _identity_findings(where: str, mapping: TableMapping, info: TableInfo) -> list[Finding]:
+    findings = []
+    if mapping.entity_set and mapping.entity_set != info.entity_set:
+        message = f"entity_set {mapping.entity_set!r} is not {mapping.table}'s entity set {info.entity_set!r}"
+        findings.append(Finding(Level.ERROR, where, message, f"set entity_set: {info.entity_set} (or remove it)"))
+    if mapping.key.dynamics != info.primary_id:
+        # Links, dead letters and reconcile know a row by its primary id; another key column must be just as stable.
+        message = f"key.dynamics {mapping.key.dynamics!r} is not the primary id {info.primary_id!r}"
+        fix = "use the primary id, or make sure the column is unique and never changes"
+        findings.append(Finding(Level.WARNING, where, message, fix))
+    return findings
+
+
 def _mapping_findings(mapping: TableMapping, live: LiveMetadata, profile_filter: str) -> list[Finding]:
     where = f"mappings.{mapping.name}"
     findings = _table_findings(where, mapping.table, live, tracked=True)
-    if live.tables.get(mapping.table) is not None:
+    info = live.tables.get(mapping.table)
+    if info is not None:
+        findings += _identity_findings(where, mapping, info)
         columns = [mapping.key.dynamics, *(f.dynamics for f in mapping.fields)]
         columns += [c.column for c in mapping.filters.conditions] + [link.lookup for link in mapping.links]
         findings += _missing_columns(where, mapping.table, columns, live, "check the column's logical name")
@@ -225,8 +240,8 @@ def _events_findings(config: CrmbridgeConfig, live: LiveMetadata) -> list[Findin
     if events is None or not events.enabled:
         return []
     findings: list[Finding] = []
-    for spec in activity_tables_needed(events):
-        where = f"events.activity_tables.{spec.display_name.split()[-1].lower()}"
+    for kind, spec in activity_tables_by_type(events):
+        where = f"events.activity_tables.{kind}"
         if live.tables.get(spec.logical_name) is None:
             findings.append(Finding(Level.ERROR, where, f"no activity table {spec.logical_name!r}", _PROVISION_FIX))
             continue

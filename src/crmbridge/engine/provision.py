@@ -13,7 +13,7 @@ from crmbridge.config import CrmbridgeConfig, EventsSettings
 from crmbridge.config.events import ActivityTable
 from crmbridge.dynamics.metadata import ActivityTableSpec, ColumnSpec, DataverseMetadata
 
-__all__ = ["ProvisionItem", "activity_tables_needed", "provision", "rollup_columns"]
+__all__ = ["ProvisionItem", "activity_tables_by_type", "activity_tables_needed", "provision", "rollup_columns"]
 
 EVENT_KEY_LENGTH = 100  # "sha256:" + 64 hex digits (records.EmailEvent.event_key)
 URL_LENGTH = 4000  # the longest single-line text column Dataverse allows
@@ -44,6 +44,11 @@ def _enabled_tables(events: EventsSettings) -> list[tuple[str, ActivityTable]]:
 
 def activity_tables_needed(events: EventsSettings) -> list[ActivityTableSpec]:
     """The activity table of each enabled event type, with the columns the events flow writes."""
+    return [spec for _, spec in activity_tables_by_type(events)]
+
+
+def activity_tables_by_type(events: EventsSettings) -> list[tuple[str, ActivityTableSpec]]:
+    """(event type, its activity table) for each enabled event type."""
     columns = events.columns
     specs = [
         ColumnSpec(columns.occurred_on, "datetime", "Occurred on"),
@@ -55,13 +60,16 @@ def activity_tables_needed(events: EventsSettings) -> list[ActivityTableSpec]:
         ColumnSpec(columns.event_key, "string", "Event key", max_length=EVENT_KEY_LENGTH),
     ]
     return [
-        ActivityTableSpec(
-            schema_name=table.logical_name,
-            display_name=f"Campaign email {kind}",
-            plural_display_name=f"Campaign email {kind}s",
-            description=f"Adobe Campaign email {kind} events, written by crmbridge",
-            columns=specs,
-            alternate_key=(columns.event_key,),
+        (
+            kind,
+            ActivityTableSpec(
+                schema_name=table.logical_name,
+                display_name=f"Campaign email {kind}",
+                plural_display_name=f"Campaign email {kind}s",
+                description=f"Adobe Campaign email {kind} events, written by crmbridge",
+                columns=specs,
+                alternate_key=(columns.event_key,),
+            ),
         )
         for kind, table in _enabled_tables(events)
     ]
