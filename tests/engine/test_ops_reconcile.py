@@ -77,7 +77,7 @@ async def test_reconcile_finds_every_planted_difference_and_repair_fixes_them(
         }
 
         repaired = await reconcile(Runner(services), "contacts", repair=True)
-        assert repaired.repaired == {"created": 1, "updated": 2, "deleted": 1, "failed": 0}
+        assert repaired.repaired == {"created": 1, "updated": 2, "deleted": 1, "parked": 0, "failed": 0}
 
         after = await reconcile(Runner(services), "contacts")
         assert [(d.kind, d.key, d.owned) for d in after.diffs] == [("extra", "not-from-dynamics", False)]
@@ -116,7 +116,7 @@ def test_reconcile_command_prints_the_diffs_and_exits_1_until_repaired(tmp_path:
     text = console.export_text()
     assert "1 different" in text and "lastName: 'Drifted' → " in text
     assert run_reconcile(config, console, "contacts", repair=True, open_services=synced.opener()) == 0
-    assert "repaired: created 0, updated 1, deleted 0, failed 0" in console.export_text()
+    assert "repaired: created 0, updated 1, deleted 0, parked 0, failed 0" in console.export_text()
     assert run_reconcile(config, console, "contacts", repair=False, open_services=synced.opener()) == 0
 
 
@@ -129,6 +129,32 @@ async def test_replay_rewrites_every_row_of_one_mapping_only(synced: Emulators, 
         after = services.store.checkpoint(Flow.TABLES, "vehicles")
     assert (stats.kind, stats.read, stats.updated, stats.created) == ("replay", 12, 12, 0)
     assert before == after
+
+
+@pytest.mark.anyio
+async def test_repair_recreates_a_child_with_its_link_to_the_parent_profile(synced: Emulators, tmp_path: Path) -> None:
+    config = load(tmp_path / "state.db")
+    async with synced.services(config) as services:
+        campaign = services.campaign
+        vehicles = [row async for row in campaign.iter_records("cusVehicle")]
+        removed, edited = vehicles[0], vehicles[1]
+        await campaign.delete("cusVehicle", removed)
+        await campaign.update("cusVehicle", edited, {"model": "Planted"})
+        report = await reconcile(Runner(services), "vehicles", repair=True)
+        source = await services.dataverse.get(
+            "new_vehicles", str(removed["vehicleId"]), select=["_new_contactid_value"]
+        )
+        assert source is not None
+        owners = await campaign.find_by_key("profile", "externalId", str(source["_new_contactid_value"]))
+        recreated = await campaign.find_by_key("cusVehicle", "vehicleId", str(removed["vehicleId"]))
+        after = await reconcile(Runner(services), "vehicles")
+    assert [(d.kind, d.key) for d in report.diffs] == [
+        ("different", str(edited["vehicleId"])),
+        ("missing", str(removed["vehicleId"])),
+    ]
+    assert (report.repaired["created"], report.repaired["updated"]) == (1, 1)
+    assert after.in_sync
+    assert [row["profile"]["PKey"] for row in recreated] == [owners[0]["PKey"]]
 
 
 class _Interrupted(Exception):

@@ -48,7 +48,7 @@ class ReconcileReport:
     campaign_rows: int = 0
     unmappable: int = 0  # Dynamics rows the mapping refuses (they are dead letters in a pass)
     diffs: list[RowDiff] = field(default_factory=list)
-    repaired: dict[str, int] = field(default_factory=dict)  # created / updated / deleted / failed
+    repaired: dict[str, int] = field(default_factory=dict)  # created / updated / deleted / parked / failed
 
     def of_kind(self, kind: str) -> list[RowDiff]:
         return [d for d in self.diffs if d.kind == kind]
@@ -134,7 +134,7 @@ async def _compare(runner: Runner, mapping: TableMapping, spec: TableSpec, repor
             report.diffs.append(RowDiff("different", str(key), diff))
             to_write[str(key)] = wanted.source_id
     for key, wanted in expected.items():
-        report.diffs.append(RowDiff("missing", key, dict(wanted.values)))
+        report.diffs.append(RowDiff("missing", key, {name: (None, value) for name, value in wanted.values.items()}))
         to_write[key] = wanted.source_id
     links = runner.services.store.links_for(mapping.name, extras)
     for key in extras:
@@ -151,13 +151,17 @@ async def _repair(runner: Runner, mapping: TableMapping, report: ReconcileReport
     current = await feed.fetch_rows(ids, flow.spec.columns)
     absent = [to_write[key] for key in missing]
     outcomes = await flow.write_rows({i: current.get(i) for i in ids}, absent_in_target=absent, force=True)
-    counts = {"created": 0, "updated": 0, "deleted": 0, "failed": 0}
+    counts = {"created": 0, "updated": 0, "deleted": 0, "parked": 0, "failed": 0}
+    names = {
+        Outcome.CREATE: "created",
+        Outcome.UPDATE: "updated",
+        Outcome.DELETE: "deleted",
+        Outcome.PARK: "parked",  # a child whose parent is not in Campaign: written when the parent lands
+        Outcome.FAIL: "failed",  # now an open dead letter
+    }
     for outcome in outcomes.values():
-        name = {Outcome.CREATE: "created", Outcome.UPDATE: "updated", Outcome.DELETE: "deleted"}.get(outcome)
-        if outcome is Outcome.FAIL:
-            counts["failed"] += 1
-        elif name is not None:
-            counts[name] += 1
+        if outcome in names:
+            counts[names[outcome]] += 1
     owned = {d.key: d.key for d in report.of_kind("extra") if d.owned}
     refused = await flow.delete_keys(owned)
     counts["deleted"] += len(owned) - len(refused)
