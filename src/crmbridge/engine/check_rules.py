@@ -110,11 +110,13 @@ def _table_findings(where: str, name: str, live: LiveMetadata, *, tracked: bool)
 
 def _missing_columns(where: str, table: str, columns: list[str], live: LiveMetadata, fix: str) -> list[Finding]:
     known = live.attributes.get(table, {})
-    return [
-        Finding(Level.ERROR, where, f"{table} has no column {column!r}", fix)
-        for column in dict.fromkeys(columns)
-        if column not in known
-    ]
+    missing = [column for column in dict.fromkeys(columns) if column not in known]
+    if not missing:
+        return []
+    if len(missing) == 1:
+        return [Finding(Level.ERROR, where, f"{table} has no column {missing[0]!r}", fix)]
+    names = ", ".join(repr(column) for column in missing)
+    return [Finding(Level.ERROR, where, f"{table} has no columns {names}", fix)]
 
 
 def _resource_findings(where: str, mapping: TableMapping, live: LiveMetadata, profile_filter: str) -> list[Finding]:

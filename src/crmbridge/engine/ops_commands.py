@@ -72,7 +72,9 @@ def run_check(config: CrmbridgeConfig, console: Console, *, open_services: OpenS
         console.print(table)
         errors = sum(f.level is Level.ERROR for f in findings)
         warnings = sum(f.level is Level.WARNING for f in findings)
-        console.print(f"{errors} errors, {warnings} warnings")
+        console.print(
+            f"errors: {errors}, warnings: {warnings}" + (" (fix the errors, then check again)" if errors else "")
+        )
         return exit_code(findings)
 
     result = _run(console, "check", work())
