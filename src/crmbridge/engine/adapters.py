@@ -65,7 +65,10 @@ class DataverseChangeFeed:
     async def fetch_rows(self, ids: Sequence[str], columns: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         rows: dict[str, Mapping[str, Any]] = {}
         for row_id in ids:
-            row = await self.client.get(self.table.entity_set, row_id, select=columns)
+            # Picklist labels as the change feed gives them, so a retried row maps exactly like a synced one.
+            row = await self.client.reader.get(
+                self.table.entity_set, row_id, select=columns, formatted_values=self.formatted_values
+            )
             if row is not None:
                 rows[row_id] = row
         return rows
