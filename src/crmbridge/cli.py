@@ -351,7 +351,7 @@ def sync(
 @app.command("run")
 def run(config_path: Path = _CONFIG_OPTION) -> None:
     """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (finishes the batch in hand)."""
-    from crmbridge.engine.commands import run_service
+    from crmbridge.service import run_service
 
     raise typer.Exit(run_service(_load(config_path), console))
 

@@ -106,6 +106,8 @@ class Runner:
         self.status: dict[str, FlowState] = {}
         self._tables: dict[str, TableRef] = {}
         self._stopping = asyncio.Event()
+        # Called after every pass with (flow, counts, seconds, failed): metrics and the like listen here.
+        self.pass_listeners: list[Callable[[str, dict[str, int], float, bool], None]] = []
         for mapping in mapping_order(self.config):
             self.status[f"tables:{mapping.name}"] = FlowState(mapping.name, "tables")
         if self.config.events is not None and self.config.events.enabled:
@@ -223,11 +225,10 @@ class Runner:
         state.state = "running"
         try:
             stats = await work
-        except CrmbridgeError as error:
-            state.state, state.last_error = "failed", str(error)
-            raise
         except BaseException as error:
             state.state, state.last_error = "failed", str(error) or type(error).__name__
+            for listener in self.pass_listeners:
+                listener(key, {}, 0.0, True)
             raise
         state.state, state.last_error = "idle", None
         state.last_pass_at = datetime.now(UTC)
@@ -235,6 +236,8 @@ class Runner:
         state.last_seconds = stats.seconds
         if isinstance(stats, EventStats):
             state.lag_seconds = stats.lag_seconds
+        for listener in self.pass_listeners:
+            listener(key, state.last_counts, stats.seconds, False)
         return stats
 
     # --- the long-running service ----------------------------------------------------------------------------
