@@ -234,3 +234,13 @@ def test_type_compatibility_of_dataverse_columns_and_campaign_fields(
     mapping = FieldMapping.model_validate({"dynamics": "col", "campaign": "target", **options})
     problem = type_problem(_attribute(dataverse), acs, mapping)
     assert (problem[0] if problem else None) is level
+
+
+@pytest.mark.anyio
+async def test_check_refuses_an_events_table_that_is_not_an_activity(tmp_path: Path) -> None:
+    not_activities = EVENTS + "  activity_tables:\n    open: {logical_name: new_vehicle, entity_set: new_vehicles}\n"
+    errors = _errors(await _findings(make_emulators(), tmp_path, extra=not_activities))
+    assert (
+        "events.activity_tables.open",
+        "new_vehicle is not an activity table: its rows cannot show on the contact timeline",
+    ) in errors

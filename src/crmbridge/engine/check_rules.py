@@ -244,8 +244,14 @@ def _events_findings(config: CrmbridgeConfig, live: LiveMetadata) -> list[Findin
     findings: list[Finding] = []
     for kind, spec in activity_tables_by_type(events):
         where = f"events.activity_tables.{kind}"
-        if live.tables.get(spec.logical_name) is None:
+        table = live.tables.get(spec.logical_name)
+        if table is None:
             findings.append(Finding(Level.ERROR, where, f"no activity table {spec.logical_name!r}", _PROVISION_FIX))
+            continue
+        if not table.is_activity:
+            message = f"{spec.logical_name} is not an activity table: its rows cannot show on the contact timeline"
+            fix = f"name another table in events.activity_tables.{kind}, then run `crmbridge provision`"
+            findings.append(Finding(Level.ERROR, where, message, fix))
             continue
         wanted = [c.logical_name for c in spec.columns]
         findings += _missing_columns(where, spec.logical_name, wanted, live, _PROVISION_FIX)
