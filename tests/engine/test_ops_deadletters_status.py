@@ -136,3 +136,21 @@ def test_every_operations_command_has_help(command: list[str]) -> None:
     assert result.exit_code == 0
     summary = result.stdout.split("Usage:", 1)[1]
     assert len(summary.split()) > 20  # a description, not just the usage line
+
+
+@pytest.mark.anyio
+async def test_a_letter_marked_retrying_on_the_dashboard_is_retried_by_the_next_tables_pass(
+    failed: Emulators, tmp_path: Path
+) -> None:
+    config = load(tmp_path / "state.db", contact_fields=REFUSED)
+    async with failed.services(config) as services:
+        letter = services.store.dead_letters.list(flow=Flow.TABLES, mapping="contacts")[0]
+        assert letter.id is not None
+        await services.dataverse.update("contacts", letter.record_key, {"jobtitle": "male"})
+        services.store.dead_letters.mark([letter.id], DeadLetterStatus.RETRYING)  # what the Retry button does
+        await Runner(services).tables_pass()
+        after = services.store.dead_letters.get(letter.id)
+        rows = await services.campaign.find_by_key("profile", "externalId", letter.record_key)
+    assert after is not None
+    assert after.status is DeadLetterStatus.RESOLVED
+    assert [row["gender"] for row in rows] == ["male"]

@@ -39,7 +39,7 @@ from crmbridge.engine.optouts import OptOutsFlow, OptOutStats
 from crmbridge.engine.table_spec import build_table_spec, mapping_order
 from crmbridge.engine.tables import PassStats, TablesFlow
 from crmbridge.exceptions import ConfigError, CrmbridgeError
-from crmbridge.state import StateStore
+from crmbridge.state import DeadLetterStatus, Flow, StateStore
 
 __all__ = ["FlowState", "Runner", "Services"]
 
@@ -156,6 +156,8 @@ class Runner:
         mappings = [m for m in mapping_order(self.config) if only is None or m.name == only]
         if only is not None and not mappings:
             raise ConfigError(f"no enabled mapping named {only!r} (see `crmbridge config validate`)")
+        if not dry_run:
+            await self._retry_requested_letters()
         results = []
         for mapping in mappings:
             if self._stopping.is_set():
@@ -166,6 +168,14 @@ class Runner:
             stats = await self._tracked(f"tables:{mapping.name}", flow.run_pass(replay=replay), dry_run=dry_run)
             results.append(stats)
         return results
+
+    async def _retry_requested_letters(self) -> None:
+        """Dead letters an operator asked to retry (dashboard button): re-read from Dynamics and written again."""
+        from crmbridge.engine.deadletters import retry_letters  # it builds on this runner: imported when used
+
+        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING, flow=Flow.TABLES)
+        if waiting:
+            await retry_letters(self, [letter.id for letter in waiting if letter.id is not None])
 
     async def events_pass(self, *, progress: EventsProgress | None = None) -> EventStats | None:
         events = self.config.events
