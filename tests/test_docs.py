@@ -12,7 +12,7 @@ from crmbridge.docgen import REGENERATE, render_cli_reference, walk_commands
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKDOWN_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.MULTILINE | re.DOTALL)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
