@@ -137,7 +137,8 @@ def state_purge(
     deleted, open ones keep their key and error but lose their payload (a retry re-reads the source row anyway),
     and unmatched email events are deleted.
 
-    Nothing else is touched: checkpoints, links and the event ledger hold ids, not personal data. Run it daily
+    Nothing else is touched: checkpoints, links, the event ledger and the opt-out log hold ids and flags, not names
+    or email addresses. Run it daily
     (cron, a systemd timer); the service does not purge on its own.
     """
     cutoff = datetime.now(UTC) - timedelta(days=older_than)
