@@ -76,3 +76,49 @@ def test_link_checker_sees_a_broken_link(tmp_path: Path) -> None:
         "crmbridge-dlq-list",
         "running-as-a-service-systemd",
     }
+
+
+def _command_lines(path: Path) -> list[str]:
+    """Shell lines in the file's code blocks that run crmbridge (comments dropped)."""
+    lines = []
+    for block in FENCE.findall(path.read_text(encoding="utf-8")):
+        for line in block.splitlines():
+            words = line.split("#", 1)[0].split()
+            if words and re.fullmatch(r"(.*/bin/)?crmbridge", words[0]):  # also ExecStart=/opt/…/bin/crmbridge
+                lines.append(" ".join(words))
+    return lines
+
+
+def _wrong_commands(lines: list[str]) -> list[str]:
+    commands = {c.path: c for c in walk_commands()}
+    wrong = []
+    for line in lines:
+        words = line.split()
+        name = "crmbridge"
+        for word in words[1:]:
+            if f"{name} {word}" not in commands:
+                break
+            name = f"{name} {word}"
+        options = (option.split(" <")[0] for option, _ in commands[name].options)
+        known = {flag for option in options for flag in re.findall(r"--?[\w-]+", option)} | {"--help"}
+        unknown = [w.split("=")[0] for w in words if w.startswith("-") and w.split("=")[0] not in known]
+        if name == "crmbridge" and len(words) > 1 and not words[1].startswith("-"):
+            wrong.append(f"{line}: no command {words[1]!r}")
+        elif unknown:
+            wrong.append(f"{line}: {name} has no option {unknown}")
+    return wrong
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in MARKDOWN_FILES if p.name != "cli.md"], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
+def test_commands_shown_in_the_docs_exist_with_their_options(path: Path) -> None:
+    assert _wrong_commands(_command_lines(path)) == []
+
+
+def test_command_checker_sees_unknown_commands_and_options() -> None:
+    lines = ["crmbridge state purge --older-then 3", "crmbridge sink", "crmbridge dlq list --status all -m contacts"]
+    assert _wrong_commands(lines) == [
+        "crmbridge state purge --older-then 3: crmbridge state purge has no option ['--older-then']",
+        "crmbridge sink: no command 'sink'",
+    ]
