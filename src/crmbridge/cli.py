@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -115,6 +115,45 @@ def state_info(
         console.print("The store is empty: no flow has committed anything yet.")
     for table in tables:
         console.print(table)
+
+
+@state_app.command("purge")
+def state_purge(
+    older_than: int = typer.Option(
+        30,
+        "--older-than",
+        min=1,
+        metavar="DAYS",
+        help="Forget what was last seen more than DAYS days ago (match state.dead_letter_retention_days).",
+    ),
+    state: str = typer.Option(
+        DEFAULT_STATE_URL,
+        "--state",
+        metavar="URL",
+        help="State store URL: sqlite:///path/state.db or postgresql://user@host/db.",
+    ),
+) -> None:
+    """Forget personal data (names, email addresses) older than DAYS: dropped and resolved dead letters are
+    deleted, open ones keep their key and error but lose their payload (a retry re-reads the source row anyway),
+    and unmatched email events are deleted.
+
+    Nothing else is touched: checkpoints, links, the event ledger and the opt-out log hold ids and flags, not names
+    or email addresses. Run it daily
+    (cron, a systemd timer); the service does not purge on its own.
+    """
+    cutoff = datetime.now(UTC) - timedelta(days=older_than)
+    try:
+        with StateStore.open(state, create=False) as store:
+            result = store.purge_personal_data(cutoff)
+    except ConfigError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"purged what was last seen before {cutoff:%Y-%m-%d %H:%M} UTC: "
+        f"{result.dead_letters_deleted} dropped or resolved dead letters deleted, "
+        f"{result.dead_letter_payloads_cleared} dead-letter payloads cleared, "
+        f"{result.unmatched_deleted} unmatched events deleted"
+    )
 
 
 # --- emulate ------------------------------------------------------------------------------------------------
