@@ -263,7 +263,18 @@ class Runner:
             loops.append(self._loop("optouts", self.config.interval_of(self.config.optouts), self.optouts_pass))
         if "events" in self.status and self.config.events is not None:
             loops.append(self._loop("events", self.config.interval_of(self.config.events), self.events_pass))
+        loops.append(self._loop("retention", timedelta(hours=1), self.purge_personal_data))
         await asyncio.gather(*loops)
+
+    async def purge_personal_data(self) -> None:
+        """Apply the configured retention to personal data in dead letters and unmatched events.
+
+        One cutoff covers both (the store purges them together): the shorter of the two retentions, so nothing is
+        kept longer than configured.
+        """
+        state = self.config.state
+        days = min(state.dead_letter_retention_days, state.unmatched_event_retention_days)
+        self.services.store.purge_personal_data(datetime.now(UTC) - timedelta(days=days))
 
     async def _loop(self, name: str, interval: timedelta, work: Callable[[], Any]) -> None:
         while not self._stopping.is_set():
