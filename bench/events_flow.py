@@ -169,12 +169,18 @@ async def run_events(config: CrmbridgeConfig) -> tuple[EventStats, Progress, flo
         await services.dataverse.who_am_i()  # token and connection warm before the clock starts
         stats_before = services.dataverse.session.stats
         requests_before = stats_before.requests if stats_before else 0
+        throttled_before = stats_before.throttled if stats_before else 0  # HttpStats is mutable: copy the counts
         started = time.time()
         stats = await Runner(services).events_pass(progress=progress)
         after = services.dataverse.session.stats
         requests = (after.requests - after.throttled if after else 0) - requests_before
+        throttled = (after.throttled if after else 0) - throttled_before
     assert stats is not None, "the configuration has an events section"
-    busy = {"dataverse_busy_s": round(dynamics.busy_s, 2), "campaign_busy_s": round(campaign.busy_s, 2)}
+    busy = {
+        "dataverse_busy_s": round(dynamics.busy_s, 2),
+        "campaign_busy_s": round(campaign.busy_s, 2),
+        "dataverse_429": throttled,
+    }
     return stats, progress, started, requests, busy
 
 
