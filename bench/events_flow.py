@@ -229,7 +229,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events to publish (issue 8: 200,000)")
     parser.add_argument("--contacts", type=int, default=5_000, help="contacts seeded and synced; deliveries repeat")
     parser.add_argument("--limits", default="", help="scaled-down service protection limits; default: limits off")
-    parser.add_argument("--batch-size", type=int, default=500, help="events.batch_size (activity rows per write)")
     parser.add_argument("--dynamics-concurrency", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path(".crmbridge/bench-events"))
     parser.add_argument("--name", default="", help="result name (default events_flow or events_flow_limits)")
@@ -253,7 +252,8 @@ def main() -> None:
             optouts=False,
             dynamics_concurrency=args.dynamics_concurrency,
         )
-        config_path.write_text(text.replace("  rollups:", f"  batch_size: {args.batch_size}\n  rollups:"))
+        # No batch-size option: events.batch_size reaches only the export reader, not the journal (runner.py).
+        config_path.write_text(text)
         config = load_config(config_path)
         synced = asyncio.run(prepare(config))
         scheduled, deliveries = publish_events(campaign, args.contacts, args.events)
