@@ -194,11 +194,13 @@ class FakeContacts:
     table: FakeTable
     now: Any  # callable returning the current datetime
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # contact ids read one by one, in order
 
     def edit(self, contact_id: str, **values: Any) -> None:
         self.table.put(contact_id, modifiedon=self.now().isoformat().replace("+00:00", "Z"), **values)
 
     async def read_contact(self, contact_id: str, columns: Sequence[str]) -> tuple[Mapping[str, Any], str] | None:
+        self.reads.append(contact_id)
         row = self.table.rows.get(contact_id)
         if row is None:
             return None

@@ -183,3 +183,18 @@ async def test_opt_out_made_in_campaign_while_crmbridge_is_down_is_found_after_r
     world.clock.tick(3600)
     await world.sync(settings())
     assert world.contacts.table.rows["c3"]["donotbulkemail"] is True
+
+
+async def test_profile_seen_again_with_its_flags_unchanged_costs_no_dynamics_read(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")  # another field: the profile comes back in the modified read
+    await world.sync(settings())
+    world.contacts.reads.clear()
+    await world.sync(settings())  # within the overlap: c1 is read from Campaign again, flags as recorded
+    assert world.contacts.reads == []
+    world.clock.tick()
+    world.profiles.edit("c1", blackListEmail=True)
+    await world.sync(settings())
+    assert world.contacts.writes == [("c1", {"donotbulkemail": True})]

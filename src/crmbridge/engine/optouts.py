@@ -72,6 +72,7 @@ class OptOutStats:
     in_agreement: int = 0
     races: int = 0  # target moved between poll and write; merged again
     skipped: int = 0  # the other side has no such contact/profile
+    unchanged: int = 0  # seen again in Campaign (overlap, other fields edited) with the flag as last recorded
     latencies: list[float] = field(default_factory=list)  # change time → write time, seconds
     seconds: float = 0.0
 
@@ -241,6 +242,9 @@ class OptOutsFlow:
         batch: Batch,
         stats: OptOutStats,
     ) -> None:
+        if self._campaign_only_and_unchanged(pair, sides, state):
+            stats.unchanged += 1
+            return
         dynamics_row: Mapping[str, Any] | None = sides.dynamics
         etag: str | None = None
         if dynamics_row is None:
@@ -266,6 +270,14 @@ class OptOutsFlow:
             dynamics, campaign, etag = moved
             decision = merge_optout(self.mode, self.rule, base, dynamics, campaign)
         self._record(contact_id, pair, decision, dynamics, campaign, batch, stats)
+
+    def _campaign_only_and_unchanged(self, pair: OptOutPair, sides: _Sides, state: OptOutState | None) -> bool:
+        """Nothing new to merge: Dynamics did not change (its delta has every change since the last pass) and
+        the Campaign flag is the value recorded last time. Profiles re-read within the overlap, or edited in other
+        fields (a tables sync touches every profile), then cost no Dynamics read each."""
+        if sides.dynamics is not None or sides.campaign is None or state is None or state.dynamics_value is None:
+            return False
+        return self._campaign_flag(sides.campaign, pair).value == state.campaign_value
 
     def _inferred_base(self, dynamics: FlagState, campaign: FlagState) -> bool | None:
         """No stored base yet: a side untouched since the baseline still holds the value both started from."""
