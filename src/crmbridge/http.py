@@ -23,10 +23,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
+from urllib.request import getproxies
 
 import httpx
 import structlog
 
+from crmbridge.connection_pool import DEFAULT_SHARD_SIZE, ShardedPoolTransport
 from crmbridge.exceptions import ApiErrorDetails, RateLimited, TransientError
 from crmbridge.redaction import redact, redact_headers
 
@@ -95,14 +97,19 @@ def create_client(
 ) -> httpx.AsyncClient:
     """One ``httpx.AsyncClient`` per service, with every timeout set and no silent redirects.
 
-    ``verify`` is True/False or the path of a CA bundle (e.g. the emulator's generated CA).
+    ``verify`` is True/False or the path of a CA bundle (e.g. the emulator's generated CA). Without a proxy or a
+    given transport, more than a few connections are spread over small pools (:mod:`crmbridge.connection_pool`).
     """
     if timeout <= 0 or connect_timeout <= 0:
         raise ValueError("timeouts must be positive: a request without a timeout can hang a sync forever")
+    verification = _ssl_verification(verify)
+    # A given transport makes httpx ignore HTTP(S)_PROXY, so proxied setups keep httpx's own single pool.
+    if transport is None and proxy is None and not getproxies() and max_connections > DEFAULT_SHARD_SIZE:
+        transport = ShardedPoolTransport(max_connections=max_connections, verify=verification)
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        verify=_ssl_verification(verify),
+        verify=verification,
         proxy=proxy,
         headers=dict(headers or {}),
         transport=transport,
