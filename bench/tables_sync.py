@@ -25,6 +25,13 @@ from crmbridge.emulators.launch import start_campaign, start_dynamics
 from crmbridge.engine.runner import Runner, Services
 
 RESULTS = Path(__file__).parent / "results"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process, from /proc/PID/stat (fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def _sync(config_path: Path, passes: int) -> dict[str, object]:
@@ -88,7 +95,12 @@ def main() -> None:
             dynamics_concurrency=8,
         )
         config_path.write_text(text)
+        emulators = {"dynamics": dynamics.process.pid, "campaign": campaign.process.pid}
+        cpu_before = {name: _process_cpu_seconds(pid) for name, pid in emulators.items()}
         result = asyncio.run(_sync(config_path, passes=1))
+        # Which side binds: the emulators' CPU during the sync, next to the sync's own.
+        for name, pid in emulators.items():
+            result[f"{name}_emulator_cpu_s"] = round(_process_cpu_seconds(pid) - cpu_before[name], 2)
     finally:
         dynamics.stop()
         campaign.stop()
@@ -107,7 +119,9 @@ def main() -> None:
     print(
         f"tables_sync: {result['records']} records in {result['seconds']} s = {result['records_per_s']} records/s, "
         f"{result['cpu_ms_per_record']} ms CPU/record, {result['acs_engine_calls']} ACS engine calls, "
-        f"peak RSS {result['peak_rss_mb']} MB (nproc {result['nproc']}; {result['command']})"
+        f"peak RSS {result['peak_rss_mb']} MB; CPU s sync {result['cpu_s']}, dynamics emulator "
+        f"{result['dynamics_emulator_cpu_s']}, campaign emulator {result['campaign_emulator_cpu_s']} "
+        f"(nproc {result['nproc']}; {result['command']})"
     )
 
 
