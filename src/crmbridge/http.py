@@ -338,7 +338,9 @@ class RetryPolicy:
         failures = 0  # transient failures: bounded by max_attempts
         throttles = 0  # 429s: bounded only by max_elapsed
         while True:
-            attempt = await self._attempt(client, request, classify, limiter, stats)
+            # The first attempt sends the request itself; only a retry pays for a copy (measurable per request).
+            outgoing = request if failures + throttles == 0 else _fresh_copy(request)
+            attempt = await self._attempt(client, outgoing, classify, limiter, stats)
             if attempt.action is Action.PAUSE:
                 throttles += 1
                 delay = self._throttle_delay(attempt.response, throttles)
@@ -373,7 +375,7 @@ class RetryPolicy:
         async with slot:
             stats.requests += 1
             try:
-                response = await client.send(_fresh_copy(request))
+                response = await client.send(request)
             except _RETRYABLE_ERRORS as error:
                 return _Attempt(error=error, action=Action.RETRY)
         stats.record_status(response.status_code)
