@@ -25,6 +25,13 @@ from crmbridge.emulators.launch import start_campaign, start_dynamics
 from crmbridge.engine.runner import Runner, Services
 
 RESULTS = Path(__file__).parent / "results"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process, from /proc/PID/stat (fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def _sync(config_path: Path, passes: int) -> dict[str, object]:
@@ -41,6 +48,7 @@ async def _sync(config_path: Path, passes: int) -> dict[str, object]:
         campaign = services.campaign.stats
         dataverse_requests = services.dataverse.session.stats.requests if services.dataverse.session.stats else 0
         engine_calls = campaign.engine_calls
+        acs_requests = campaign.http.requests  # HTTP attempts: lookups and retries too, which engine calls omit
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -52,6 +60,7 @@ async def _sync(config_path: Path, passes: int) -> dict[str, object]:
         "cpu_s": round(cpu, 2),
         "cpu_ms_per_record": round(1000 * cpu / read, 3) if read else None,
         "acs_engine_calls": engine_calls,
+        "acs_requests": acs_requests,
         "dataverse_requests": dataverse_requests,
         "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
     }
@@ -63,6 +72,9 @@ def main() -> None:
     parser.add_argument("--dynamics-latency", type=float, default=50.0, help="ms per Dataverse request")
     parser.add_argument("--campaign-latency", type=float, default=150.0, help="ms per ACS request")
     parser.add_argument("--campaign-concurrency", type=int, default=128)
+    parser.add_argument(
+        "--lookup-first", action="store_true", help="keys_are_identification_keys off: a lookup before each create"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(".crmbridge/bench-tables"))
     parser.add_argument("--name", default="tables_sync")
     args = parser.parse_args()
@@ -87,8 +99,15 @@ def main() -> None:
             campaign_concurrency=args.campaign_concurrency,
             dynamics_concurrency=8,
         )
+        if args.lookup_first:
+            text = text.replace("keys_are_identification_keys: true", "keys_are_identification_keys: false")
         config_path.write_text(text)
+        emulators = {"dynamics": dynamics.process.pid, "campaign": campaign.process.pid}
+        cpu_before = {name: _process_cpu_seconds(pid) for name, pid in emulators.items()}
         result = asyncio.run(_sync(config_path, passes=1))
+        # Which side binds: the emulators' CPU during the sync, next to the sync's own.
+        for name, pid in emulators.items():
+            result[f"{name}_emulator_cpu_s"] = round(_process_cpu_seconds(pid) - cpu_before[name], 2)
     finally:
         dynamics.stop()
         campaign.stop()
@@ -98,6 +117,7 @@ def main() -> None:
         "dynamics_latency_ms": args.dynamics_latency,
         "campaign_latency_ms": args.campaign_latency,
         "campaign_concurrency": args.campaign_concurrency,
+        "lookup_first": args.lookup_first,
         "nproc": os.cpu_count(),
         "command": " ".join([Path(sys.executable).name, "-m", "bench.tables_sync", *sys.argv[1:]]),
         "target": ">= 500 records/s with latency on; peak RSS < 200 MB",
@@ -107,7 +127,10 @@ def main() -> None:
     print(
         f"tables_sync: {result['records']} records in {result['seconds']} s = {result['records_per_s']} records/s, "
         f"{result['cpu_ms_per_record']} ms CPU/record, {result['acs_engine_calls']} ACS engine calls, "
-        f"peak RSS {result['peak_rss_mb']} MB (nproc {result['nproc']}; {result['command']})"
+        f"{result['acs_requests']} ACS requests, "
+        f"peak RSS {result['peak_rss_mb']} MB; CPU s sync {result['cpu_s']}, dynamics emulator "
+        f"{result['dynamics_emulator_cpu_s']}, campaign emulator {result['campaign_emulator_cpu_s']} "
+        f"(nproc {result['nproc']}; {result['command']})"
     )
 
 

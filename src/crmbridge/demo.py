@@ -88,6 +88,7 @@ campaign:
   client_secret: ${{CRMBRIDGE_DEMO_CAMPAIGN_SECRET:-{CAMPAIGN_CLIENT_SECRET}}}
   ims_org_id: "{IMS_ORG}"
   max_concurrency: {campaign_concurrency}
+  keys_are_identification_keys: true  # the emulator declares externalId and vehicleId as identification keys
 mappings:
   - name: contacts
     table: contact

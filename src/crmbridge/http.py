@@ -23,10 +23,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
+from urllib.request import getproxies
 
 import httpx
 import structlog
 
+from crmbridge.connection_pool import DEFAULT_SHARD_SIZE, ShardedPoolTransport
 from crmbridge.exceptions import ApiErrorDetails, RateLimited, TransientError
 from crmbridge.redaction import redact, redact_headers
 
@@ -95,14 +97,19 @@ def create_client(
 ) -> httpx.AsyncClient:
     """One ``httpx.AsyncClient`` per service, with every timeout set and no silent redirects.
 
-    ``verify`` is True/False or the path of a CA bundle (e.g. the emulator's generated CA).
+    ``verify`` is True/False or the path of a CA bundle (e.g. the emulator's generated CA). Without a proxy or a
+    given transport, more than a few connections are spread over small pools (:mod:`crmbridge.connection_pool`).
     """
     if timeout <= 0 or connect_timeout <= 0:
         raise ValueError("timeouts must be positive: a request without a timeout can hang a sync forever")
+    verification = _ssl_verification(verify)
+    # A given transport makes httpx ignore HTTP(S)_PROXY, so proxied setups keep httpx's own single pool.
+    if transport is None and proxy is None and not getproxies() and max_connections > DEFAULT_SHARD_SIZE:
+        transport = ShardedPoolTransport(max_connections=max_connections, verify=verification)
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        verify=_ssl_verification(verify),
+        verify=verification,
         proxy=proxy,
         headers=dict(headers or {}),
         transport=transport,
@@ -331,7 +338,9 @@ class RetryPolicy:
         failures = 0  # transient failures: bounded by max_attempts
         throttles = 0  # 429s: bounded only by max_elapsed
         while True:
-            attempt = await self._attempt(client, request, classify, limiter, stats)
+            # The first attempt sends the request itself; only a retry pays for a copy (measurable per request).
+            outgoing = request if failures + throttles == 0 else _fresh_copy(request)
+            attempt = await self._attempt(client, outgoing, classify, limiter, stats)
             if attempt.action is Action.PAUSE:
                 throttles += 1
                 delay = self._throttle_delay(attempt.response, throttles)
@@ -366,7 +375,7 @@ class RetryPolicy:
         async with slot:
             stats.requests += 1
             try:
-                response = await client.send(_fresh_copy(request))
+                response = await client.send(request)
             except _RETRYABLE_ERRORS as error:
                 return _Attempt(error=error, action=Action.RETRY)
         stats.record_status(response.status_code)

@@ -135,3 +135,50 @@ async def test_upsert_under_throttling_outages_and_drops_still_leaves_exactly_on
     assert all(injected.get(kind, 0) > 0 for kind in ("throttle", "error", "drop_before", "drop_after")), injected
     assert external_ids_in_storage(emulator) == keys
     assert client.stats.http.throttled > 0
+
+
+@pytest.mark.anyio
+async def test_create_first_writes_a_new_key_with_one_post_and_no_lookup(
+    client: CampaignClient, emulator: Emulator
+) -> None:
+    await client.find_by_key("profile", "externalId", "warm-up")
+    before = client.stats.http.requests
+    result = await client.upsert_by_key("profile", "externalId", "c-new", {"email": "n@example.com"}, create_first=True)
+    assert result.outcome.value == "created"
+    assert client.stats.http.requests - before == 1
+    assert external_ids_in_storage(emulator) == ["c-new"]
+
+
+@pytest.mark.anyio
+async def test_create_first_onto_an_existing_key_updates_that_row_after_the_duplicate_key_error(
+    client: CampaignClient, emulator: Emulator
+) -> None:
+    await client.create("profile", {"externalId": "c-old", "email": "old@example.com", "firstName": "Ann"})
+    result = await client.upsert_by_key(
+        "profile", "externalId", "c-old", {"email": "old@example.com", "firstName": "Anna"}, create_first=True
+    )
+    assert result.outcome.value == "updated"
+    assert external_ids_in_storage(emulator) == ["c-old"]  # the identification key refused the duplicate
+    row = await client.get("profile", "c-old")
+    assert row is not None
+    assert row["firstName"] == "Anna"
+    assert client.stats.recovered_after_lost_response == 0  # the row was there before: nothing of ours was lost
+    assert (client.stats.inserts, client.stats.updates) == (1, 1)  # the setup's create, then the upsert's PATCH
+
+
+@pytest.mark.anyio
+async def test_create_first_with_responses_lost_after_the_write_leaves_exactly_one_row_per_key(
+    client: CampaignClient, emulator: Emulator
+) -> None:
+    await client.find_by_key("profile", "externalId", "warm-up")
+    faults = emulator.context.faults
+    assert faults is not None
+    faults.update(drop_after_rate=0.3, seed=5)
+    keys = [f"contact-{index:02d}" for index in range(30)]
+    for key in keys:
+        await client.upsert_by_key("profile", "externalId", key, {"email": f"{key}@example.com"}, create_first=True)
+    faults.update(drop_after_rate=0.0)
+    assert faults.injected.get("drop_after", 0) > 5
+    assert client.stats.recovered_after_lost_response > 0
+    assert external_ids_in_storage(emulator) == keys
+    assert client.stats.inserts == len(keys)

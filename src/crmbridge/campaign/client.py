@@ -314,14 +314,17 @@ class CampaignClient:
         values: Mapping[str, Any],
         *,
         resolver: LinkResolver | None = None,
+        create_first: bool = False,
     ) -> UpsertResult:
         """Create the row with this business key, or PATCH what differs; safe to repeat after any failure.
 
         Link fields given as :class:`~crmbridge.campaign.links.LinkTo` are resolved to the parent's current PKey.
         A create whose response was lost (``MaybeAppliedError``) or that hit the unique key (PGS-220000) is
         followed by a new lookup, so a retry never creates a duplicate (see :mod:`crmbridge.campaign.upsert`).
+        ``create_first`` (one request per new row) is safe only where ``key_field`` is an identification key.
         """
-        return await KeyedUpsert(self, resource, key_field, key_value).run(values, resolver or self.link_resolver())
+        upsert = KeyedUpsert(self, resource, key_field, key_value)
+        return await upsert.run(values, resolver or self.link_resolver(), create_first=create_first)
 
     def _record_url(self, resource: str, record: Mapping[str, Any] | str) -> str:
         if isinstance(record, str):

@@ -47,27 +47,38 @@ class KeyedUpsert:
     key_field: str
     key_value: str
 
-    async def run(self, values: Mapping[str, Any], resolver: LinkResolver) -> UpsertResult:
+    async def run(
+        self, values: Mapping[str, Any], resolver: LinkResolver, *, create_first: bool = False
+    ) -> UpsertResult:
+        """Look the key up, then create or update. ``create_first`` skips the first lookup: only where Campaign
+        refuses a duplicate key (an identification key), since the duplicate-key error is then what finds the row."""
         resolved = await resolve_links(values, resolver)
-        existing = await self._one()
-        if existing is not None:
-            return await self._update_if_changed(existing, resolved)
+        if not create_first:
+            existing = await self._one()
+            if existing is not None:
+                return await self._update_if_changed(existing, resolved)
         failure: MaybeAppliedError | RecordError | None = None
+        lost_create = False  # a create of ours may have landed unanswered
         for _ in range(MAX_CREATE_ATTEMPTS):
             try:
                 created = await self._create(resolved)
             except MaybeAppliedError as error:
                 failure = error
+                lost_create = True
             except RecordError as error:
-                if error.details is None or error.details.code != DUPLICATE_KEY:
+                if not _is_duplicate_key(error):
                     raise
-                failure = error  # the key exists but the lookup cannot see it (e.g. a hidden child): retried below
+                # The key exists: created meanwhile, not looked up first (create_first), or hidden from lookups
+                # (e.g. a child of a 1-cardinality link); the lookup below finds it, else the create is retried.
+                failure = error
             else:
                 return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
             # The create may have landed (lost answer), or someone created the key meanwhile: look again.
             existing = await self._one()
-            if existing is not None:
+            if existing is not None and (lost_create or not create_first):
                 return await self._recovered(existing, resolved)
+            if existing is not None:  # created first onto a row that was already there: an ordinary update
+                return await self._update_if_changed(existing, resolved)
             # The key is certainly absent, so the create was not applied: creating again cannot duplicate.
         assert failure is not None
         raise failure  # outcome still unknown: the caller retries the record later and looks it up again then
@@ -104,3 +115,9 @@ class KeyedUpsert:
             return UpsertResult(UpsertOutcome.UNCHANGED, pkey)
         await self.client.update(self.resource, existing, changes, record_key=self.key_value)
         return UpsertResult(UpsertOutcome.UPDATED, pkey)
+
+
+def _is_duplicate_key(error: RecordError) -> bool:
+    """ACS puts PGS-220000 after an RST- code in the message (§4.6), so it is rarely the parsed code itself."""
+    details = error.details
+    return details is not None and (details.code == DUPLICATE_KEY or DUPLICATE_KEY in details.message)

@@ -112,6 +112,14 @@ class CampaignSettings(Strict):
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
         default=8, description="Concurrent requests at most (ACS answers in 100s of ms: throughput needs dozens)."
     )
+    keys_are_identification_keys: bool = Field(
+        default=False,
+        description=(
+            "Every mapping's key field is an identification key in Campaign (duplicates refused, see "
+            "docs/campaign-setup.md): new rows are then created with one POST, and looked up only after a "
+            "duplicate-key error or a lost response, instead of a lookup before every create."
+        ),
+    )
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(default=60, description="Per-request timeout.")
 
     @field_validator("scopes")

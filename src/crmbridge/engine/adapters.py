@@ -77,10 +77,11 @@ class DataverseChangeFeed:
 class CampaignRecordTarget:
     """One ACS resource by business key. Rows crmbridge wrote before are PATCHed by key in one call."""
 
-    def __init__(self, client: CampaignClient, resource: str, key_field: str) -> None:
+    def __init__(self, client: CampaignClient, resource: str, key_field: str, *, create_first: bool = False) -> None:
         self.client = client
         self.resource = resource
         self.key_field = key_field
+        self.create_first = create_first  # the key is an identification key: POST new rows without a lookup
         self.resolver: LinkResolver = client.link_resolver()
 
     def new_pass(self) -> None:
@@ -95,8 +96,11 @@ class CampaignRecordTarget:
             payload[field] = LinkTo(campaign_resource(parent.resource), parent.key_field, parent.key)
         if known and await self._patch_by_key(key, payload):
             return
-        # Upsert by key looks the key up first (safe against lost responses and pre-existing profiles).
-        await self.client.upsert_by_key(self.resource, self.key_field, key, payload, resolver=self.resolver)
+        # Upsert by key looks the key up before or after the create (safe against lost responses and pre-existing
+        # profiles either way: see crmbridge.campaign.upsert).
+        await self.client.upsert_by_key(
+            self.resource, self.key_field, key, payload, resolver=self.resolver, create_first=self.create_first
+        )
 
     async def _patch_by_key(self, key: str, payload: Mapping[str, Any]) -> bool:
         """A row crmbridge wrote before: one PATCH addressed by its custom key (campaign-standard-api.md §2.2).

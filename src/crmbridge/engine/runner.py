@@ -136,7 +136,12 @@ class Runner:
     ) -> TablesFlow:
         spec = build_table_spec(self.config, mapping)
         feed = DataverseChangeFeed(self.services.dataverse, await self.table_ref(mapping))
-        target = CampaignRecordTarget(self.services.campaign, campaign_resource(mapping.resource), mapping.key.campaign)
+        target = CampaignRecordTarget(
+            self.services.campaign,
+            campaign_resource(mapping.resource),
+            mapping.key.campaign,
+            create_first=self.config.campaign.keys_are_identification_keys,
+        )
         concurrency = max(1, self.config.campaign.max_concurrency * 4)
         return TablesFlow(
             spec, feed, target, self.services.store, dry_run=dry_run, progress=progress, write_concurrency=concurrency
