@@ -115,7 +115,7 @@ def error_details(response: httpx.Response, *, service: str = "campaign") -> Api
     if not message:
         message = response.text[:500]
     found = _CAMPAIGN_CODE.search(message)
-    if found and (not code or (code.isdigit() and int(code) == response.status_code)):
+    if found and (not code or (code.isascii() and code.isdigit() and int(code) == response.status_code)):
         code = found.group(1)
     request = response.request if _has_request(response) else None
     return ApiErrorDetails(
