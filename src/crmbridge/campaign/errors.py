@@ -24,7 +24,7 @@ from crmbridge.exceptions import (
     RecordError,
     TransientError,
 )
-from crmbridge.http import Action, parse_retry_after
+from crmbridge.http import Action, json_body_cut_short, parse_retry_after
 
 __all__ = [
     "CLASSIFICATION",
@@ -148,8 +148,9 @@ def matching_rule(response: httpx.Response) -> Rule:
 
 
 def classify_campaign_response(response: httpx.Response) -> Action:
-    """The :data:`crmbridge.http.Classifier` of the Campaign client."""
-    return matching_rule(response).action
+    """The :data:`crmbridge.http.Classifier` of the Campaign client; a success whose JSON is cut short is retried."""
+    action = matching_rule(response).action
+    return Action.RETRY if action is Action.SUCCESS and json_body_cut_short(response) else action
 
 
 def error_for_response(
