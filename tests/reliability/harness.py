@@ -116,6 +116,13 @@ class Sandbox:
         async with self.acs() as http:
             (await http.post("/_emulator/config", json={"faults": campaign or {}})).raise_for_status()
 
+    async def injected(self) -> int:
+        """How many faults both emulators injected so far (proves a scenario really ran under its fault)."""
+        async with self.dv() as dv, self.acs() as acs:
+            dynamics = (await dv.get("/_emulator/stats")).json()["faults"]["injected"]
+            campaign = (await acs.get("/_emulator/stats")).json()["faultsInjected"]
+        return sum(dynamics.values()) + sum(campaign.values())
+
     async def advance_clocks(self, *, dynamics_s: float = 0.0, campaign_s: float = 0.0) -> None:
         async with self.dv() as http:
             (await http.post("/_emulator/clock", json={"advance_seconds": dynamics_s})).raise_for_status()
