@@ -121,6 +121,14 @@ SPEC = {
     types={},
     rows=[{"contactid": "1", "birthdate": {"x": 1}}],
 )
+# Regression (found by the slow run): a date-shaped value that is no real date (30 February) raised ValueError.
+@example(
+    fields=[FieldMapping(campaign="email", dynamics="contactid")],
+    filters=[],
+    match="all",
+    types={},
+    rows=[{"contactid": "2025-02-30T10:00:00Z"}, {"contactid": "0001-01-01T00:00:00+05:00"}],
+)
 @given(**SPEC)
 @QUICK
 def test_any_spec_compiles_and_maps_or_raises_typed_errors(
