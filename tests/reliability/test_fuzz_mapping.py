@@ -129,6 +129,17 @@ SPEC = {
     types={},
     rows=[{"contactid": "2025-02-30T10:00:00Z"}, {"contactid": "0001-01-01T00:00:00+05:00"}],
 )
+# Regression (slow run): an object value mapped to a field and to a sub-field of it made a circular payload.
+@example(
+    fields=[
+        FieldMapping(campaign="location", dynamics="firstname", apply_updates=False),
+        FieldMapping(campaign="location.city", dynamics="firstname"),
+    ],
+    filters=[],
+    match="all",
+    types={},
+    rows=[{"contactid": True, "firstname": {}}],
+)
 @given(**SPEC)
 @QUICK
 def test_any_spec_compiles_and_maps_or_raises_typed_errors(

@@ -130,6 +130,10 @@ def to_acs_value(value: Any, acs_type: AcsType = "auto", *, field: str = "?", ma
     """
     if value is None:
         return None
+    if isinstance(value, dict | list | tuple | set):
+        # Dataverse columns hold single values; an object or list (an $expand result) written through would
+        # alias the source row inside the payload (a value and a group at once became a circular payload).
+        raise MappingError(f"field {field}: a {type(value).__name__} is not a single value to write")
     if acs_type == "datetime":
         return _as_datetime(value, field)
     if acs_type == "date":
