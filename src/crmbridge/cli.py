@@ -254,6 +254,12 @@ def emulate_campaign(
     sftp_port: int = typer.Option(0, "--sftp-port", help="SFTP port of the export folder (0: a free port, printed)."),
     sftp_user: str = typer.Option("acs-export", "--sftp-user", help="SFTP user name of the export folder."),
     sftp_password: str = typer.Option("emulator-secret", "--sftp-password", help="SFTP password of that user."),
+    client_secret: str | None = typer.Option(
+        None,
+        "--client-secret",
+        envvar="CRMBRIDGE_EMULATOR_CAMPAIGN_SECRET",
+        help="Secret of the built-in IMS client crmbridge-emulator (or env var; default: emulator-secret).",
+    ),
 ) -> None:
     """Run an Adobe Campaign Standard emulator: IMS, gateway, profileAndServices, custom resources, privacy, and
     email events (simulated deliveries, the Adobe I/O Events journal, export files over SFTP).
@@ -292,6 +298,7 @@ def emulate_campaign(
         clients=clients,
         organizations=organization,
         events=events,
+        default_client_secret=client_secret,
     )
     serve(settings, host=host, port=port, echo=typer.echo)  # plain lines: rich would fold the long journal URL
 

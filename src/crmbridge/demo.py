@@ -9,6 +9,7 @@ emulators then hold.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -182,16 +183,38 @@ class _Emulators:
         return httpx.Client(base_url=self.campaign.base_url, timeout=60.0, trust_env=False)
 
 
+DYNAMICS_SECRET_ENV = "CRMBRIDGE_DEMO_DYNAMICS_SECRET"  # noqa: S105 - names of env vars, not secrets
+CAMPAIGN_SECRET_ENV = "CRMBRIDGE_DEMO_CAMPAIGN_SECRET"  # noqa: S105
+
+
+def _demo_secrets() -> tuple[str, str]:
+    """The emulators' client secrets: the demo config's env vars when set (the secret scan uses them), else the
+    sandbox defaults. The emulators get them through their environment, the config through ``${ENV}``."""
+    return (
+        os.environ.get(DYNAMICS_SECRET_ENV) or DYNAMICS_CLIENT_SECRET,
+        os.environ.get(CAMPAIGN_SECRET_ENV) or CAMPAIGN_CLIENT_SECRET,
+    )
+
+
 def _start(options: DemoOptions, console: Console) -> _Emulators:
     if options.workdir.exists():
         shutil.rmtree(options.workdir)
     options.workdir.mkdir(parents=True)
     with console.status(f"Starting the Dataverse emulator and seeding {options.size:,} contacts…"):
-        dynamics = start_dynamics(options.workdir, seed=options.size, latency_ms=options.latency_ms)
+        dynamics = start_dynamics(
+            options.workdir,
+            seed=options.size,
+            latency_ms=options.latency_ms,
+            client_secret=os.environ.get(DYNAMICS_SECRET_ENV) or None,
+        )
     console.print(f"  Dataverse emulator  {dynamics.base_url}/api/data/v9.2/  (HTTPS, CA {dynamics.ca_path})")
     try:
         with console.status("Starting the Campaign emulator…"):
-            campaign = start_campaign(options.workdir, latency_ms=options.latency_ms)
+            campaign = start_campaign(
+                options.workdir,
+                latency_ms=options.latency_ms,
+                client_secret=os.environ.get(CAMPAIGN_SECRET_ENV) or None,
+            )
     except BaseException:
         dynamics.stop()
         raise
@@ -305,7 +328,7 @@ def _some_external_ids(campaign: httpx.Client, *, count: int) -> list[str]:
         data={
             "grant_type": "client_credentials",
             "client_id": CAMPAIGN_CLIENT_ID,
-            "client_secret": CAMPAIGN_CLIENT_SECRET,
+            "client_secret": _demo_secrets()[1],
             "scope": "AdobeID,openid,campaign_sdk",
         },
     )

@@ -13,6 +13,7 @@ resulting :class:`Action`.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import ssl
 import time
@@ -40,6 +41,7 @@ __all__ = [
     "MaybeAppliedError",
     "RetryPolicy",
     "create_client",
+    "json_body_cut_short",
     "parse_retry_after",
 ]
 
@@ -124,6 +126,23 @@ def _ssl_verification(verify: bool | str) -> bool | ssl.SSLContext:
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
     return verify
+
+
+def json_body_cut_short(response: httpx.Response) -> bool:
+    """True when a response's JSON body does not parse: cut short by a reset connection or a proxy.
+
+    Classifiers turn such a "success" into a retry: the status line came, the answer did not. Empty bodies and
+    bodies declared as something else (``$batch`` multipart, text) are not judged; an undeclared body is read as
+    the JSON both services speak.
+    """
+    content_type = response.headers.get("content-type", "").lower()
+    if not response.content or (content_type and "json" not in content_type):
+        return False
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return True
+    return False
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

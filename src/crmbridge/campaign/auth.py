@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from crmbridge.exceptions import ApiErrorDetails, AuthenticationError, ConfigError, TransientError
-from crmbridge.http import Action, RetryPolicy
+from crmbridge.http import Action, RetryPolicy, json_body_cut_short
 from crmbridge.redaction import register_secret
 
 __all__ = ["DEFAULT_SCOPES", "IMS_TOKEN_PATH", "ImsCredentials", "ImsTokenProvider", "campaign_headers"]
@@ -128,7 +128,7 @@ class ImsTokenProvider:
 
 def _classify_ims(response: httpx.Response) -> Action:
     if response.status_code == 200:
-        return Action.SUCCESS
+        return Action.RETRY if json_body_cut_short(response) else Action.SUCCESS
     if response.status_code == 429:
         return Action.PAUSE
     if response.status_code >= 500 or response.status_code == 408:

@@ -24,7 +24,7 @@ from crmbridge.exceptions import (
     RecordError,
     TransientError,
 )
-from crmbridge.http import Action, parse_retry_after
+from crmbridge.http import Action, json_body_cut_short, parse_retry_after
 
 __all__ = [
     "CLASSIFICATION",
@@ -115,7 +115,7 @@ def error_details(response: httpx.Response, *, service: str = "campaign") -> Api
     if not message:
         message = response.text[:500]
     found = _CAMPAIGN_CODE.search(message)
-    if found and (not code or (code.isdigit() and int(code) == response.status_code)):
+    if found and (not code or (code.isascii() and code.isdigit() and int(code) == response.status_code)):
         code = found.group(1)
     request = response.request if _has_request(response) else None
     return ApiErrorDetails(
@@ -148,8 +148,9 @@ def matching_rule(response: httpx.Response) -> Rule:
 
 
 def classify_campaign_response(response: httpx.Response) -> Action:
-    """The :data:`crmbridge.http.Classifier` of the Campaign client."""
-    return matching_rule(response).action
+    """The :data:`crmbridge.http.Classifier` of the Campaign client; a success whose JSON is cut short is retried."""
+    action = matching_rule(response).action
+    return Action.RETRY if action is Action.SUCCESS and json_body_cut_short(response) else action
 
 
 def error_for_response(

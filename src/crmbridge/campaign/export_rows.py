@@ -90,7 +90,10 @@ def parse_export_datetime(text: str) -> datetime | None:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset_minutes = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-        moment -= timedelta(minutes=offset_minutes)
+        try:
+            moment -= timedelta(minutes=offset_minutes)
+        except OverflowError:
+            return None  # year 1 or 9999 shifted out of range by its zone
     return moment
 
 

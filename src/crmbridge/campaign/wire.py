@@ -88,11 +88,11 @@ def parse_acs_datetime(text: str) -> datetime | None:
         value = value[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
+        if parsed.tzinfo is None:  # ACS datetimes are UTC (inferred for values given without a zone)
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # OverflowError: year 1 or 9999 shifted out of range by its zone
         raise ValueError(f"not a Campaign datetime: {text!r}") from exc
-    if parsed.tzinfo is None:  # ACS datetimes are UTC (inferred for values given without a zone)
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def list_page(body: Any, url: str) -> tuple[list[Any], str | None]:

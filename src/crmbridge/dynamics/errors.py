@@ -26,7 +26,7 @@ from crmbridge.exceptions import (
     RecordError,
     TransientError,
 )
-from crmbridge.http import Action, Classifier, parse_retry_after
+from crmbridge.http import Action, Classifier, json_body_cut_short, parse_retry_after
 
 __all__ = [
     "CLASSIFICATION",
@@ -111,14 +111,16 @@ def classifier_for(kind: RequestKind) -> Classifier:
                 return Action.SUCCESS  # a failed change set answers 4xx with the failing part inside (§6.3)
             return classify_response_as_write(response)
         code = _error_code(response) if response.status_code >= 400 else None
-        return classify(response.status_code, code, kind)
+        action = classify(response.status_code, code, kind)
+        return Action.RETRY if action is Action.SUCCESS and json_body_cut_short(response) else action
 
     return classify_response
 
 
 def classify_response_as_write(response: httpx.Response) -> Action:
     code = _error_code(response) if response.status_code >= 400 else None
-    return classify(response.status_code, code, RequestKind.WRITE)
+    action = classify(response.status_code, code, RequestKind.WRITE)
+    return Action.RETRY if action is Action.SUCCESS and json_body_cut_short(response) else action
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -315,7 +315,10 @@ def _split_head(data: bytes) -> tuple[list[str], bytes]:
     head, separator, rest = data.partition(CRLF + CRLF)
     if not separator:
         head, rest = data.removesuffix(CRLF), b""
-    lines = head.decode("utf-8").split("\r\n") if head else []
+    try:
+        lines = head.decode("utf-8").split("\r\n") if head else []
+    except UnicodeDecodeError as exc:
+        raise BatchFormatError(f"batch part headers are not UTF-8: {exc}") from exc
     return lines, rest
 
 
@@ -382,7 +385,8 @@ def parse_batch_response(content_type: str, body: bytes) -> list[BatchResponse |
 def _parse_http_response(part_headers: list[tuple[str, str]], content: bytes) -> BatchResponse:
     lines, body = _split_head(content)
     status_line = lines[0].split(" ") if lines else []
-    if len(status_line) < 2 or not status_line[1].isdigit():
+    # isascii: "²".isdigit() is True but int("²") fails.
+    if len(status_line) < 2 or not (status_line[1].isascii() and status_line[1].isdigit()):
         raise BatchFormatError(f"malformed status line in batch response: {lines[:1]!r}")
     return BatchResponse(
         status=int(status_line[1]),

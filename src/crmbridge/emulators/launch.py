@@ -86,19 +86,31 @@ def _verify(verify: bool | str) -> bool | ssl.SSLContext:
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log_path: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments built here
-        [sys.executable, "-m", "crmbridge", "emulate", *args], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
+    # Secrets go through the environment, never argv: argv is visible to every user in `ps`.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    # The child gets its own copy of the descriptor; the parent's is closed at once instead of leaking.
+    with log_path.open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments built here
+            [sys.executable, "-m", "crmbridge", "emulate", *args], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def start_dynamics(
-    workdir: Path, *, seed: int = 0, latency_ms: float = 0.0, limits: str = "", faults: str = "", port: int = 0
+    workdir: Path,
+    *,
+    seed: int = 0,
+    latency_ms: float = 0.0,
+    limits: str = "",
+    faults: str = "",
+    port: int = 0,
+    client_secret: str | None = None,
 ) -> EmulatorProcess:
-    """The Dataverse emulator over HTTPS; ``ca_path`` is the CA a client must trust."""
+    """The Dataverse emulator over HTTPS; ``ca_path`` is the CA a client must trust.
+
+    ``client_secret`` replaces the sandbox secret of the one application user (client id unchanged).
+    """
     port = port or free_port()
     ca_path = workdir / "dynamics-ca.pem"
     ca_path.unlink(missing_ok=True)
@@ -107,21 +119,34 @@ def start_dynamics(
     args += ["--latency-ms", str(latency_ms)] if latency_ms else []
     args += ["--limits", limits] if limits else []
     args += ["--faults", faults] if faults else []
-    process = _spawn(args, workdir / "dynamics.log")
+    env: dict[str, str] = {}
+    if client_secret is not None:
+        args += ["--client-id", DYNAMICS_CLIENT_ID, "--tenant", DYNAMICS_TENANT]
+        env["CRMBRIDGE_EMULATOR_CLIENT_SECRET"] = client_secret
+    process = _spawn(args, workdir / "dynamics.log", env)
     emulator = EmulatorProcess("Dataverse", f"https://127.0.0.1:{port}", process, workdir / "dynamics.log", ca_path)
     emulator.wait_ready("/_emulator/stats", timeout=120.0 + seed / 500)
     return emulator
 
 
 def start_campaign(
-    workdir: Path, *, latency_ms: float = 0.0, extra_args: list[str] | None = None, port: int = 0
+    workdir: Path,
+    *,
+    latency_ms: float = 0.0,
+    extra_args: list[str] | None = None,
+    port: int = 0,
+    client_secret: str | None = None,
 ) -> EmulatorProcess:
-    """The Campaign emulator (IMS, REST API, journal) over HTTP on 127.0.0.1."""
+    """The Campaign emulator (IMS, REST API, journal) over HTTP on 127.0.0.1.
+
+    ``client_secret`` replaces the sandbox secret of the built-in IMS client (client id unchanged).
+    """
     port = port or free_port()
     args = ["campaign", "--port", str(port), "--db", str(workdir / "campaign.db")]
     args += ["--latency-ms", str(latency_ms)] if latency_ms else []
     args += extra_args or []
-    process = _spawn(args, workdir / "campaign.log")
+    env = {"CRMBRIDGE_EMULATOR_CAMPAIGN_SECRET": client_secret} if client_secret is not None else {}
+    process = _spawn(args, workdir / "campaign.log", env)
     emulator = EmulatorProcess("Campaign", f"http://127.0.0.1:{port}", process, workdir / "campaign.log")
     emulator.wait_ready("/_emulator/stats")
     return emulator

@@ -37,7 +37,10 @@ def _comparable(value: Any) -> Any:
             text = value.replace(" ", "T").replace("Z", "+00:00")
             if len(text) == 10:
                 text += "T00:00:00+00:00"
-            moment = datetime.fromisoformat(text)
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                return value.casefold()  # date-shaped but not a date (month 13): compared as the text it is
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # Dataverse datetimes are UTC
         return value.casefold()
     return value
@@ -59,6 +62,13 @@ def _ordered(op: str, left: Any, right: Any) -> bool:
         return False  # a text column compared with a number never matches, as a typed query would refuse it
 
 
+def _is_one_of(value: Any, options: set[Any]) -> bool:
+    try:
+        return value in options
+    except TypeError:
+        return False  # a list or object value (unhashable) is none of the scalar options
+
+
 def _condition(cond: FilterCondition) -> RowPredicate:
     column, op, expected = cond.column, cond.op, cond.value
     if op == "null":
@@ -74,7 +84,7 @@ def _condition(cond: FilterCondition) -> RowPredicate:
         return lambda row: _ordered(op, row.get(column), expected)
     if op == "in":
         options = {_comparable(v) for v in (expected if isinstance(expected, list | tuple | set) else [expected])}
-        return lambda row: _comparable(row.get(column)) in options
+        return lambda row: _is_one_of(_comparable(row.get(column)), options)
     if op in ("contains", "startswith"):
         needle = str(expected).casefold()
 

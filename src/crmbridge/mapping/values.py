@@ -46,15 +46,21 @@ def parse_timestamp(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _parse_datetime(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _parse_datetime(text: str, field: str) -> datetime:
+    """An ISO-shaped text as a UTC-comparable datetime; a shape that is no real moment (30 February, year 1 shifted
+    out of range by its zone) is the record's problem, not a crash."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise MappingError(f"field {field}: {text!r} is not a real date-time ({exc})") from exc
 
 
 def _as_datetime(value: Any, field: str) -> str:
     if isinstance(value, datetime):
         return format_acs_datetime(value)
     if isinstance(value, str) and (_ISO_DATETIME.match(value) or _ISO_DATE.match(value)):
-        return format_acs_datetime(_parse_datetime(value if "T" in value else value + "T00:00:00Z"))
+        return format_acs_datetime(_parse_datetime(value if "T" in value else value + "T00:00:00Z", field))
     raise MappingError(f"field {field}: {value!r} is not a date-time")
 
 
@@ -66,7 +72,8 @@ def _as_date(value: Any, field: str) -> str:
     if isinstance(value, str) and _ISO_DATE.match(value):
         return value
     if isinstance(value, str) and _ISO_DATETIME.match(value):
-        return _parse_datetime(value).astimezone(UTC).date().isoformat()
+        moment = _parse_datetime(value, field)
+        return (moment if moment.tzinfo is None else moment.astimezone(UTC)).date().isoformat()
     raise MappingError(f"field {field}: {value!r} is not a date")
 
 
@@ -123,6 +130,10 @@ def to_acs_value(value: Any, acs_type: AcsType = "auto", *, field: str = "?", ma
     """
     if value is None:
         return None
+    if isinstance(value, dict | list | tuple | set):
+        # Dataverse columns hold single values; an object or list (an $expand result) written through would
+        # alias the source row inside the payload (a value and a group at once became a circular payload).
+        raise MappingError(f"field {field}: a {type(value).__name__} is not a single value to write")
     if acs_type == "datetime":
         return _as_datetime(value, field)
     if acs_type == "date":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +29,7 @@ def build_settings(
     clients: list[Path],
     organizations: list[str],
     events: EventsSettings | None = None,
+    default_client_secret: str | None = None,
 ) -> CampaignEmulatorSettings:
     """Settings from CLI values; ``faults`` is a JSON object or a path to one (FaultConfig field names)."""
     fault_data = {}
@@ -51,6 +53,8 @@ def build_settings(
         settings.organizations = tuple(organizations)
     if clients:
         settings.clients = tuple(c for path in clients for c in load_clients(path))
+    elif default_client_secret:
+        settings.clients = tuple(replace(c, client_secret=default_client_secret) for c in settings.clients)
     return settings
 
 

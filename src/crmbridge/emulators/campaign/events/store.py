@@ -145,9 +145,12 @@ class EventStore:
                 "UPDATE scheduled SET released_at = coalesce(released_at, ?), journal_state = ? WHERE id = ?",
                 [(stamp, 1 if event.id in held_ids else 2, event.id) for event in due],
             )
+            # Explicit positions after the newest ever published: SQLite would reuse rowids freed by a purge of the
+            # whole journal, putting new events at or before the purge mark where no reader ever sees them.
+            head = self.head_seq()
             self._db.executemany(
-                "INSERT INTO journal (event_id, published_at, envelope) VALUES (?, ?, ?)",
-                [(event_id, stamp, envelope) for event_id, envelope in entries],
+                "INSERT INTO journal (seq, event_id, published_at, envelope) VALUES (?, ?, ?, ?)",
+                [(head + offset, event_id, stamp, envelope) for offset, (event_id, envelope) in enumerate(entries, 1)],
             )
 
     def released_rows(self, export_kind: str, after: datetime | None, until: datetime) -> list[dict[str, str]]:
