@@ -123,7 +123,7 @@ def served_over_https(app: Starlette, directory: Path) -> Iterator[ServedEmulato
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # generous: a loaded CI machine starts servers slowly
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)

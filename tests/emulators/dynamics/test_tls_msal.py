@@ -43,7 +43,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # generous: a loaded CI machine starts servers slowly
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
