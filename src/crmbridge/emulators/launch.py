@@ -88,11 +88,12 @@ def _verify(verify: bool | str) -> bool | ssl.SSLContext:
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments built here
-        [sys.executable, "-m", "crmbridge", "emulate", *args], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
+    # The child keeps its own copy of the descriptor; ours is closed at once (an open handle per emulator leaked).
+    with log_path.open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments built here
+            [sys.executable, "-m", "crmbridge", "emulate", *args], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def start_dynamics(
