@@ -273,7 +273,9 @@ def sync(
     """One pass of every flow (tables, opt-outs, email events), or of one table mapping; then exit."""
     from crmbridge.engine.commands import run_sync  # imported late: keeps `crmbridge --help` fast
 
-    code = run_sync(_load(config_path), console, mapping=mapping, dry_run=dry_run, replay=replay, json_output=json_output)
+    code = run_sync(
+        _load(config_path), console, mapping=mapping, dry_run=dry_run, replay=replay, json_output=json_output
+    )
     raise typer.Exit(code)
 
 

@@ -29,7 +29,9 @@ def make_org(emulators: Emulators, tmp_path: Path) -> Iterator[Callable[..., Org
     made: list[Org] = []
 
     def make(*, contacts: int = E2E_CONTACTS, vehicles_share: float = 0.4, seed: int = 11) -> Org:
-        org = clean_org(emulators, tmp_path / f"org{len(made)}", contacts=contacts, vehicles_share=vehicles_share, seed=seed)
+        org = clean_org(
+            emulators, tmp_path / f"org{len(made)}", contacts=contacts, vehicles_share=vehicles_share, seed=seed
+        )
         made.append(org)
         return org
 

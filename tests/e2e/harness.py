@@ -174,15 +174,15 @@ class Emulators:
     def campaign_reader(self) -> CampaignReader:
         return CampaignReader(self.campaign.base_url, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET)
 
-    def write_config(self, directory: Path) -> Path:
+    def write_config(self, directory: Path, *, campaign_url: str | None = None) -> Path:
+        """A config with a fresh state file; ``campaign_url`` points Campaign calls elsewhere (a kill proxy)."""
         directory.mkdir(parents=True, exist_ok=True)
         state = directory / "state.db"
         state.unlink(missing_ok=True)
         path = directory / "crmbridge.yaml"
         assert self.dynamics.ca_path is not None
-        path.write_text(
-            e2e_config_text(self.dynamics.base_url, self.dynamics.ca_path, self.campaign.base_url, state.resolve())
-        )
+        campaign = campaign_url or self.campaign.base_url
+        path.write_text(e2e_config_text(self.dynamics.base_url, self.dynamics.ca_path, campaign, state.resolve()))
         return path
 
 

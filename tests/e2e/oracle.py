@@ -85,7 +85,9 @@ class DataverseReader:
 
     def create(self, entity_set: str, values: Mapping[str, Any]) -> str:
         answer = self.http.post(
-            f"/api/data/v9.2/{entity_set}", json=dict(values), headers=self.headers() | {"Prefer": "return=representation"}
+            f"/api/data/v9.2/{entity_set}",
+            json=dict(values),
+            headers=self.headers() | {"Prefer": "return=representation"},
         )
         answer.raise_for_status()
         body = answer.json()

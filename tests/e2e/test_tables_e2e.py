@@ -93,7 +93,7 @@ def test_vehicle_synced_before_its_contact_is_parked_then_written_after_the_cont
 
 
 def test_expired_delta_token_rebaselines_and_finds_the_deletions_that_happened_meanwhile(make_org: MakeOrg) -> None:
-    org = make_org(contacts=120)
+    org = make_org(contacts=60)
     run_sync(org.config, "--json")
     contacts = [str(c["contactid"]) for c in _contacts(org) if c["statecode"] == 0]
     org.delete("contact", contacts[:6])
@@ -108,7 +108,7 @@ def test_expired_delta_token_rebaselines_and_finds_the_deletions_that_happened_m
 
 
 def test_dry_run_changes_nothing_on_either_side_and_counts_what_the_real_pass_then_does(make_org: MakeOrg) -> None:
-    org = make_org(contacts=150)
+    org = make_org(contacts=80)
     run_sync(org.config, "--json")
     contacts = [str(c["contactid"]) for c in _contacts(org) if c["statecode"] == 0]
     org.update("contact", contacts[:7], {"telephone1": "+49 30 1234567"})

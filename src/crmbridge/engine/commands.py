@@ -77,9 +77,7 @@ def run_sync(
     async def work() -> None:
         async with Services.open(config) as services:
             runner = Runner(services)
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=shown
-            ) as bar:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=shown) as bar:
 
                 def progress(name: str) -> Callable[[PassStats], None]:
                     task = bar.add_task(f"{name}: reading")
