@@ -32,7 +32,17 @@ def _contacts(org: Org) -> list[dict[str, Any]]:
 def test_initial_sync_then_updates_deletes_and_filter_transitions_leave_campaign_as_dynamics_implies(
     make_org: MakeOrg,
 ) -> None:
-    org = make_org()
+    _initial_sync_then_changes(make_org())
+
+
+@pytest.mark.slow
+def test_initial_sync_of_5000_contacts_and_2000_vehicles_then_changes_leave_campaign_as_dynamics_implies(
+    make_org: MakeOrg,
+) -> None:
+    _initial_sync_then_changes(make_org(contacts=5000, vehicles_share=0.4))
+
+
+def _initial_sync_then_changes(org: Org) -> None:
     org.set_latency(dynamics_ms=5, campaign_ms=10)
     first = run_sync(org.config, "--json").tables()
     expected = expected_campaign(org.dataverse)
@@ -110,10 +120,16 @@ def test_expired_delta_token_rebaselines_and_finds_the_deletions_that_happened_m
 def test_dry_run_changes_nothing_on_either_side_and_counts_what_the_real_pass_then_does(make_org: MakeOrg) -> None:
     org = make_org(contacts=80)
     run_sync(org.config, "--json")
+    owners = {str(v["_new_contactid_value"]) for v in org.dataverse.rows("new_vehicles", ["_new_contactid_value"])}
+    parked_parents = [
+        str(c["contactid"]) for c in _contacts(org) if c["statecode"] != 0 and str(c["contactid"]) in owners
+    ]
+    assert parked_parents, "the seed should hold an inactive contact with a vehicle (a parked child)"
     contacts = [str(c["contactid"]) for c in _contacts(org) if c["statecode"] == 0]
     org.update("contact", contacts[:7], {"telephone1": "+49 30 1234567"})
     org.update("contact", contacts[7:9], {"statecode": 1, "statuscode": 2})
     org.delete("contact", contacts[9:12])
+    org.update("contact", parked_parents[:1], {"statecode": 0, "statuscode": 1})  # its vehicle can land now
     fresh = org.dataverse.create("contacts", {"firstname": "Nia", "lastname": "Okafor"})
     before_dynamics = org.dataverse.rows("contacts", CONTACT_COLUMNS)
     before_campaign = read_campaign(org.campaign)
@@ -127,5 +143,6 @@ def test_dry_run_changes_nothing_on_either_side_and_counts_what_the_real_pass_th
     counted = ("created", "updated", "deleted", "skipped", "filtered", "parked", "failed")
     for mapping in ("contacts", "vehicles"):
         assert {n: planned[mapping][n] for n in counted} == {n: done[mapping][n] for n in counted}, mapping
-    assert done["contacts"]["created"] == 1 and done["contacts"]["updated"] == 7 and done["contacts"]["deleted"] == 5
+    assert done["contacts"]["created"] == 2 and done["contacts"]["updated"] == 7 and done["contacts"]["deleted"] == 5
+    assert done["vehicles"]["created"] >= 1
     assert_campaign_matches_dynamics(org)
