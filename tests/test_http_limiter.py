@@ -76,10 +76,24 @@ async def test_a_429_pauses_every_slot_for_retry_after() -> None:
 
 
 @pytest.mark.anyio
+async def test_limit_doubles_per_round_trip_until_the_first_429() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=4, minimum=1, maximum=100, increase_every=5)
+    for _ in range(4):  # one round trip of 4 requests: each success adds a slot
+        limiter.on_success()
+    assert limiter.limit == 8
+    for _ in range(200):
+        limiter.on_success()
+    assert limiter.limit == 100
+
+
+@pytest.mark.anyio
 async def test_limit_grows_back_by_one_every_n_healthy_responses() -> None:
     fake = FakeTime()
     limiter = limiter_on(fake, initial=10, minimum=1, maximum=12, increase_every=5)
-    for _ in range(30):
+    limiter.on_throttled(None)  # after a 429: additive increase
+    fake.now += 100
+    for _ in range(1000):  # patient near the old ceiling (10), then up to the maximum
         limiter.on_success()
     assert limiter.limit == 12  # +1 per 5 healthy responses, capped at the maximum
 
@@ -104,11 +118,13 @@ async def test_limit_approaches_the_level_that_drew_a_429_with_patience() -> Non
 @pytest.mark.anyio
 async def test_a_throttle_resets_the_healthy_streak() -> None:
     fake = FakeTime()
-    limiter = limiter_on(fake, initial=4, maximum=8, increase_every=3)
+    limiter = limiter_on(fake, initial=8, maximum=8, increase_every=3)
+    limiter.on_throttled(None)  # leaves slow start: 8 -> 4
+    fake.now += 100
     limiter.on_success()
     limiter.on_success()
     fake.now += 100
-    limiter.on_throttled(None)
+    limiter.on_throttled(None)  # 4 -> 2, and the two healthy responses no longer count
     limiter.on_success()
     assert limiter.limit == 2
 

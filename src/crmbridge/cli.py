@@ -137,6 +137,14 @@ _CAMPAIGN_ORG_OPTION = typer.Option(
 )
 
 
+_CAMPAIGN_EXPORTS_OPTION = typer.Option(
+    None,
+    "--exports",
+    metavar="DIR",
+    help="Write ACS-workflow-style export files (delivery and tracking logs) to DIR and serve DIR over SFTP.",
+)
+
+
 @emulate_app.command("campaign")
 def emulate_campaign(
     port: int = typer.Option(8081, "--port", help="TCP port to listen on."),
@@ -163,10 +171,76 @@ def emulate_campaign(
     ),
     clients: list[Path] = _CAMPAIGN_CLIENTS_OPTION,
     organization: list[str] = _CAMPAIGN_ORG_OPTION,
+    journal_consumer_org: str = typer.Option(
+        "23294", "--journal-consumer-org", help="Consumer org id in the events journal URL."
+    ),
+    journal_credential: str = typer.Option(
+        "54108", "--journal-credential-id", help="Credential (integration) id in the events journal URL."
+    ),
+    journal_registration: str = typer.Option(
+        "f89067f2-0d50-4bb2-bf78-209d0eacb6eb", "--journal-registration-id", help="Registration id in the journal URL."
+    ),
+    journal_client: str | None = typer.Option(
+        None, "--journal-client-id", help="API key allowed to read the journal (default: the first IMS client)."
+    ),
+    journal_ims_org: str | None = typer.Option(
+        None, "--journal-ims-org", help="x-ims-org-id the journal expects (default: that client's IMS org)."
+    ),
+    journal_duplicates: float = typer.Option(
+        0.0, "--journal-duplicates", min=0.0, max=1.0, metavar="RATE", help="Share of events published twice."
+    ),
+    journal_reorder: float = typer.Option(
+        0.0,
+        "--journal-reorder",
+        min=0.0,
+        max=1.0,
+        metavar="RATE",
+        help="Share of events swapped with a later one published in the same round.",
+    ),
+    journal_delay: float = typer.Option(
+        0.0,
+        "--journal-delay",
+        min=0.0,
+        max=1.0,
+        metavar="RATE",
+        help="Share of events held back to the next publication round, after newer ones (reorders across rounds).",
+    ),
+    journal_pump_interval: float = typer.Option(
+        1.0, "--journal-pump-interval", min=0.01, help="Seconds between publications of the events the clock passed."
+    ),
+    exports: Path | None = _CAMPAIGN_EXPORTS_OPTION,
+    export_interval: float = typer.Option(
+        600.0, "--export-interval", min=0.0, help="Emulator seconds between export runs (ACS: at most every 600)."
+    ),
+    sftp_port: int = typer.Option(0, "--sftp-port", help="SFTP port of the export folder (0: a free port, printed)."),
+    sftp_user: str = typer.Option("acs-export", "--sftp-user", help="SFTP user name of the export folder."),
+    sftp_password: str = typer.Option("emulator-secret", "--sftp-password", help="SFTP password of that user."),
 ) -> None:
-    """Run an Adobe Campaign Standard emulator (IMS, gateway, profileAndServices, custom resources, privacy)."""
-    from crmbridge.emulators.campaign.serve import build_settings, serve
+    """Run an Adobe Campaign Standard emulator: IMS, gateway, profileAndServices, custom resources, privacy, and
+    email events (simulated deliveries, the Adobe I/O Events journal, export files over SFTP).
 
+    Prints the API, IMS and journal URLs, and the SFTP address with --exports.
+    """
+    from crmbridge.emulators.campaign.serve import build_settings, serve
+    from crmbridge.emulators.campaign.settings import EventsSettings
+
+    events = EventsSettings(
+        consumer_org_id=journal_consumer_org,
+        credential_id=journal_credential,
+        registration_id=journal_registration,
+        client_id=journal_client,
+        ims_org_id=journal_ims_org,
+        duplicate_rate=journal_duplicates,
+        reorder_rate=journal_reorder,
+        delay_rate=journal_delay,
+        pump_interval_s=journal_pump_interval,
+        exports_folder=exports,
+        export_interval_s=export_interval,
+        sftp_host=host,
+        sftp_port=sftp_port,
+        sftp_user=sftp_user,
+        sftp_password=sftp_password,
+    )
     settings = build_settings(
         db=db,
         seed_profiles=seed,
@@ -178,8 +252,9 @@ def emulate_campaign(
         pkey_salt=pkey_salt,
         clients=clients,
         organizations=organization,
+        events=events,
     )
-    serve(settings, host=host, port=port, echo=console.print)
+    serve(settings, host=host, port=port, echo=typer.echo)  # plain lines: rich would fold the long journal URL
 
 
 @emulate_app.command("dynamics")
@@ -282,7 +357,7 @@ def sync(
 @app.command("run")
 def run(config_path: Path = _CONFIG_OPTION) -> None:
     """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (finishes the batch in hand)."""
-    from crmbridge.engine.commands import run_service
+    from crmbridge.service import run_service
 
     raise typer.Exit(run_service(_load(config_path), console))
 
@@ -304,6 +379,145 @@ def demo(
 
     options = DemoOptions(size=size, workdir=workdir, keep_running=keep_running, latency_ms=latency_ms)
     raise typer.Exit(run_demo(options, console))
+
+
+# --- operations: check, provision, status, dlq, replay, reconcile -------------------------------------------
+
+
+@app.command("check")
+def check(config_path: Path = _CONFIG_OPTION) -> None:
+    """Check the configuration against both live services before the first sync.
+
+    Dataverse: every mapped table exists and has change tracking on (contact too, for opt-outs), every mapped,
+    filtered and lookup column exists, and its type fits the Campaign field it feeds; the activity tables and
+    roll-up columns of the events flow exist. Campaign: every resource, field, key field, link and key filter
+    (byExternalId, by<Key>) exists; and whether the tenant sends per-flag ...LastModified opt-out timestamps
+    (the report says which timestamp the opt-out flow will use).
+
+    Prints one line per finding with its fix. Exit code 1 when there is an error, 0 otherwise (warnings allowed).
+    """
+    from crmbridge.engine.ops_commands import run_check
+
+    raise typer.Exit(run_check(_load(config_path), console))
+
+
+@app.command("provision")
+def provision(
+    config_path: Path = _CONFIG_OPTION,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be created; change nothing."),
+) -> None:
+    """Create the Dataverse tables and columns the email-events flow writes, where they are missing.
+
+    One custom activity table per enabled event type (events.activity_tables), with the columns of
+    events.columns and the event-key column as alternate key; with events.rollups.enabled, the roll-up columns
+    on contact. Safe to run again: it creates only what is missing and prints what it created. Needs a
+    Dataverse user allowed to customize the system (System Customizer or System Administrator).
+    """
+    from crmbridge.engine.ops_commands import run_provision
+
+    raise typer.Exit(run_provision(_load(config_path), console, dry_run=dry_run))
+
+
+@app.command("status")
+def status(config_path: Path = _CONFIG_OPTION) -> None:
+    """At a glance, from the state store: per flow its checkpoint age, last run (status, counts, error),
+    open dead letters, opt-out conflicts and parked children. Contacts no service.
+    """
+    from crmbridge.engine.ops_commands import run_status
+
+    raise typer.Exit(run_status(_load(config_path), console))
+
+
+dlq_app = typer.Typer(
+    help="Dead letters: records a target refused. List them, inspect one, retry (re-reads the source) or drop.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
+_LETTER_IDS = typer.Argument(help="Dead-letter ids, as `crmbridge dlq list` shows them.", show_default=False)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    config_path: Path = _CONFIG_OPTION,
+    status: str = typer.Option(
+        "open", "--status", help="open, retrying, dropped, resolved, or all.", show_default=True
+    ),
+    mapping: str | None = typer.Option(None, "--mapping", "-m", help="Only this mapping (or events/optouts scope)."),
+) -> None:
+    """List dead letters with their error and reason, oldest first."""
+    from crmbridge.engine.ops_commands import run_dlq_list
+
+    if status not in ("open", "retrying", "dropped", "resolved", "all"):
+        err_console.print("--status: use open, retrying, dropped, resolved or all")
+        raise typer.Exit(2)
+    raise typer.Exit(run_dlq_list(_load(config_path), console, status=status, mapping=mapping))
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: int = typer.Argument(help="The dead letter's id.", show_default=False),
+    config_path: Path = _CONFIG_OPTION,
+) -> None:
+    """Show one dead letter: the error, the reason the target gave, attempts, and the payload it failed with."""
+    from crmbridge.engine.ops_commands import run_dlq_show
+
+    raise typer.Exit(run_dlq_show(_load(config_path), console, letter_id))
+
+
+@dlq_app.command("retry")
+def dlq_retry(letter_ids: list[int] = _LETTER_IDS, config_path: Path = _CONFIG_OPTION) -> None:
+    """Retry dead letters of table mappings: re-read each row from Dynamics as it is now and write it through the
+    mapping (never the stale payload). A letter is resolved when the write succeeds; it stays open, with its
+    attempts counted, when the target refuses it again (exit code 1).
+    """
+    from crmbridge.engine.ops_commands import run_dlq_retry
+
+    raise typer.Exit(run_dlq_retry(_load(config_path), console, letter_ids))
+
+
+@dlq_app.command("drop")
+def dlq_drop(letter_ids: list[int] = _LETTER_IDS, config_path: Path = _CONFIG_OPTION) -> None:
+    """Mark dead letters dropped: kept for the record, never retried."""
+    from crmbridge.engine.ops_commands import run_dlq_drop
+
+    raise typer.Exit(run_dlq_drop(_load(config_path), console, letter_ids))
+
+
+@app.command("replay")
+def replay(
+    mapping: str = typer.Argument(help="The table mapping to replay (its `name:`).", show_default=False),
+    config_path: Path = _CONFIG_OPTION,
+) -> None:
+    """Re-read the whole Dynamics table of one mapping and rewrite every row in Campaign, including fields with
+    apply_updates: false. Other mappings are untouched. Resumable: run it again after an interruption and it
+    continues from the last committed page.
+    """
+    from crmbridge.engine.ops_commands import run_replay
+
+    raise typer.Exit(run_replay(_load(config_path), console, mapping))
+
+
+@app.command("reconcile")
+def reconcile(
+    mapping: str = typer.Argument(help="The table mapping to compare (its `name:`).", show_default=False),
+    config_path: Path = _CONFIG_OPTION,
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Write only what differs: create missing rows, update different ones, delete extra "
+        "rows that crmbridge created.",
+    ),
+) -> None:
+    """Compare both sides of one mapping completely: every Dynamics row through the mapping against every Campaign
+    row, matched by business key. Reports rows missing in Campaign, extra rows (keys Dynamics does not imply) and
+    different rows with their field diffs (Campaign value → what Dynamics implies).
+
+    Exit code 0 when both sides agree (or --repair fixed everything), 1 otherwise. Rows Campaign made itself
+    (no key) are ignored; an extra row crmbridge did not create is reported but never deleted.
+    """
+    from crmbridge.engine.ops_commands import run_reconcile
+
+    raise typer.Exit(run_reconcile(_load(config_path), console, mapping, repair=repair))
 
 
 def main() -> None:

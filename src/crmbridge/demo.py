@@ -34,8 +34,10 @@ from crmbridge.emulators.launch import (
 )
 from crmbridge.engine.events import EventStats
 from crmbridge.engine.optouts import OptOutStats
+from crmbridge.engine.provision import provision
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.engine.tables import PassStats
+from crmbridge.service import start_dashboard
 
 __all__ = ["DemoOptions", "demo_config_text", "run_demo"]
 
@@ -52,9 +54,22 @@ class DemoOptions:
     seed: int = 7
 
 
-def demo_config_text(dynamics_url: str, ca_path: Path, campaign_url: str, state_path: Path) -> str:
-    """The configuration the demo runs with: a complete, realistic one, written next to its state."""
-    return f"""\
+def demo_config_text(
+    dynamics_url: str,
+    ca_path: Path,
+    campaign_url: str,
+    state_path: Path,
+    *,
+    events: bool = True,
+    optouts: bool = True,
+    campaign_concurrency: int = 16,
+    dynamics_concurrency: int = 8,
+) -> str:
+    """The configuration the demo runs with: a complete, realistic one, written next to its state.
+
+    Benchmarks and e2e tests reuse it, leaving out the event or opt-out sections they do not measure.
+    """
+    text = f"""\
 # Written by `crmbridge demo`: both sides are local emulators. Try `crmbridge config validate` on it.
 version: 1
 dynamics:
@@ -64,7 +79,7 @@ dynamics:
   client_id: "{DYNAMICS_CLIENT_ID}"
   client_secret: ${{CRMBRIDGE_DEMO_DYNAMICS_SECRET:-{DYNAMICS_CLIENT_SECRET}}}
   ca_bundle: {ca_path}
-  max_concurrency: 8
+  max_concurrency: {dynamics_concurrency}
 campaign:
   organization: acme
   base_url: {campaign_url}
@@ -72,7 +87,7 @@ campaign:
   client_id: {CAMPAIGN_CLIENT_ID}
   client_secret: ${{CRMBRIDGE_DEMO_CAMPAIGN_SECRET:-{CAMPAIGN_CLIENT_SECRET}}}
   ims_org_id: "{IMS_ORG}"
-  max_concurrency: 16
+  max_concurrency: {campaign_concurrency}
 mappings:
   - name: contacts
     table: contact
@@ -108,6 +123,11 @@ mappings:
       - {{dynamics: new_year, campaign: year}}
     links:
       - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 10m}}
+state:
+  url: sqlite:///{state_path}
+"""
+    if events:
+        text += f"""\
 events:
   source:
     journal:
@@ -117,14 +137,16 @@ events:
   types: {{send: true, open: true, click: true, bounce: hard}}
   rollups: {{enabled: false}}
   followup_tasks: {{on_click: true, on_hard_bounce: true}}
+"""
+    if optouts:
+        text += """\
 optouts:
   mode: bidirectional
   conflict_rule: adobe
   pairs:
-    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
-state:
-  url: sqlite:///{state_path}
+    - {dynamics: donotbulkemail, campaign: blackListEmail}
 """
+    return text
 
 
 @dataclass
@@ -231,9 +253,8 @@ def _event_detail(stats: EventStats) -> str:
     return f"written {stats.written:,} ({kinds})  unmatched {stats.unmatched}  duplicates {stats.duplicates}"
 
 
-def _live_changes(emulators: _Emulators, options: DemoOptions, console: Console) -> dict[str, int]:
+def _live_changes(emulators: _Emulators, options: DemoOptions) -> dict[str, int]:
     """What a CRM user and a marketer would do meanwhile, through the emulators' operator endpoints."""
-    console.rule("Live changes")
     made: dict[str, int] = {}
     updates, deletes = max(5, options.size // 20), max(2, options.size // 200)
     with emulators.dynamics_http() as dynamics, emulators.campaign_http() as campaign:
@@ -273,8 +294,6 @@ def _live_changes(emulators: _Emulators, options: DemoOptions, console: Console)
         # Opens and clicks come over the next hours: move the Campaign clock on, then publish what is due.
         campaign.post("/_emulator/clock", json={"advanceSeconds": 3 * 86400}).raise_for_status()
         campaign.post("/_emulator/journal/release").raise_for_status()
-    for what, count in made.items():
-        console.print(f"  {count:>6,}  {what}")
     return made
 
 
@@ -332,13 +351,25 @@ async def _run(options: DemoOptions, emulators: _Emulators, console: Console) ->
     started = time.monotonic()
     async with Services.open(config) as services:
         runner = Runner(services)
-        await _sync_all(runner, console, "Initial sync", totals, options.size)
-        await asyncio.to_thread(_live_changes, emulators, options, console)
-        await _sync_all(runner, console, "Incremental sync", totals, None)
-    _summary(totals, console, time.monotonic() - started)
-    console.print(
-        f"State store: {config.state.url}   inspect it with `crmbridge state info --state {config.state.url}`"
-    )
+        created = await provision(services.dataverse.metadata, config, dry_run=False)
+        console.print(f"  provisioned         {len(created)} activity tables, columns and keys in Dynamics")
+        dashboard = await start_dashboard(runner, services, port=0)
+        console.print(f"  dashboard           {dashboard.url}/")
+        try:
+            await _sync_all(runner, console, "Initial sync", totals, options.size)
+            made = await asyncio.to_thread(_live_changes, emulators, options)
+            console.rule("Live changes")
+            for what, count in made.items():
+                console.print(f"  {count:>6,}  {what}")
+            await _sync_all(runner, console, "Incremental sync", totals, None)
+            _summary(totals, console, time.monotonic() - started)
+            console.print(f"State store: {config.state.url}  (`crmbridge state info --state {config.state.url}`)")
+            console.print(f"Dashboard:   {dashboard.url}/   metrics: {dashboard.url}/metrics")
+            if options.keep_running:
+                console.print(f"Running every flow on its interval with {config_path}; Ctrl-C stops everything.")
+                await runner.run_forever()
+        finally:
+            await dashboard.stop()
     return config
 
 
@@ -347,10 +378,6 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     emulators = _start(options, console)
     try:
         asyncio.run(_run(options, emulators, console))
-        if options.keep_running:
-            console.print("Emulators keep running; press Ctrl-C to stop.")
-            while True:
-                time.sleep(3600)
     except KeyboardInterrupt:
         console.print("stopped")
     finally:

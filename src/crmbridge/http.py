@@ -246,12 +246,20 @@ class AdaptiveLimiter:
         self._changed = asyncio.Event()
 
     def on_success(self) -> None:
-        """Additive increase: one more slot after ``increase_every`` healthy responses in a row, ≤ maximum.
+        """Slow start until the first 429, then additive increase: one more slot after ``increase_every``
+        healthy responses in a row, ≤ maximum.
 
         Growing back to the limit that last drew a 429 takes ``_CEILING_PATIENCE`` times longer: every probe above
         the service's capacity costs a pause of every slot, so it should be rare.
         """
         self._healthy_in_row += 1
+        if self._throttled == 0 and self._limit < self._maximum:
+            # Slow start (as TCP does): until the service first pushes back, each healthy response adds a slot,
+            # so the limit doubles per round trip. Services that answer in 100s of ms need dozens in flight.
+            self._limit += 1
+            self._healthy_in_row = 0
+            self._notify()
+            return
         needed = self._increase_every
         if self._ceiling is not None and self._limit + 1 >= self._ceiling:
             needed *= _CEILING_PATIENCE

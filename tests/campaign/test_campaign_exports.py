@@ -147,3 +147,38 @@ async def test_a_recent_file_is_read_only_after_its_size_held_still_for_one_pass
     assert await read_all(reader) == []
     batches = await read_all(reader)  # unchanged since the previous pass: complete
     assert [event.broadlog_id for batch in batches for event in batch.events] == ["8812345", "8812348"]
+
+
+@pytest.mark.anyio
+async def test_quoted_values_crlf_lines_and_bytes_of_another_encoding(tmp_path: Path) -> None:
+    rows = [
+        b"tracking_log_id,event_date,url_type,url_label,url_source,profile_email",
+        b'1,2025-03-01T09:15:02.000Z,Email click,"Shop, now","https://x.example/?a=1,2",a@example.com',
+        b"2,2025-03-01T09:15:03.000Z,Open,,,caf\xe9@example.com",  # Latin-1 byte in a UTF-8 file
+        b"3,2025-03-01T09:15:04.000Z,Mirror page,,https://x.example/m,b@example.com",
+    ]
+    (tmp_path / "tracking_logs_20250301_091500.txt").write_bytes(b"\r\n".join(rows) + b"\r\n")
+    [batch] = await read_all(ExportReader(FolderSource(tmp_path), settle_seconds=0))
+    [click] = batch.events
+    assert (click.url_label, click.url) == ("Shop, now", "https://x.example/?a=1,2")
+    assert [str(row) for row in batch.malformed] == ["tracking_logs_20250301_091500.txt:3: not valid utf-8"]
+    assert batch.skipped == 1  # the mirror-page click is not synced by default
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T09:15:02.000Z", "2025-03-01T09:15:02+00:00"),
+        ("2025-03-01T09:15:02.5Z", "2025-03-01T09:15:02.500000+00:00"),
+        ("2025/03/01 09:15:05", "2025-03-01T09:15:05+00:00"),
+        ("2025-03-01 11:15:05+02:00", "2025-03-01T09:15:05+00:00"),
+        ("2025-03-01", "2025-03-01T00:00:00+00:00"),
+        ("2025-02-30T00:00:00Z", None),
+        ("01/03/2025", None),
+    ],
+)
+def test_export_dates_are_read_in_the_documented_formats(text: str, expected: str | None) -> None:
+    from crmbridge.campaign.export_rows import parse_export_datetime
+
+    parsed = parse_export_datetime(text)
+    assert (parsed.isoformat() if parsed else None) == expected

@@ -96,7 +96,7 @@ async def read_until_caught_up(
 
 @pytest.mark.parametrize(
     "faults",
-    [JournalFaults(), JournalFaults(duplicate_rate=0.25, reorder_rate=0.4, seed=5)],
+    [JournalFaults(), JournalFaults(duplicate_rate=0.25, reorder_rate=0.4, delay_rate=0.2, seed=5)],
     ids=["clean", "duplicates-and-reorder"],
 )
 @pytest.mark.anyio
@@ -104,11 +104,11 @@ async def test_restart_from_a_stored_position_neither_skips_nor_repeats_an_event
     env = make_emulator(seed_profiles=200, journal_faults=faults)
     async with in_process_http(env.app) as http:
         await deliver(http, env)
-        expected = published_event_ids(env)
         first_run, cursor, dupes_1 = await read_until_caught_up(consumer(http, env), None, stop_after=3)
         assert cursor is not None
         stored = cursor.to_json()  # the crash happens here; only the stored text survives
         second_run, _, dupes_2 = await read_until_caught_up(consumer(http, env), JournalCursor.from_json(stored))
+        expected = published_event_ids(env)  # after reading: delayed events are published by later reads
     yielded = [event.source_event_id for event in first_run + second_run]
     assert len(yielded) == len(set(yielded))
     assert set(yielded) == set(expected)
@@ -292,3 +292,53 @@ async def test_following_the_journal_waits_the_retry_after_of_each_empty_answer(
     assert shapes[0] == "empty"
     assert "events" in shapes
     env.hub.close()
+
+
+@pytest.mark.anyio
+async def test_consumer_restarted_every_round_while_events_trickle_in_with_all_faults_yields_each_once() -> None:
+    faults = JournalFaults(duplicate_rate=0.2, reorder_rate=0.3, delay_rate=0.2, seed=13)
+    env = make_emulator(seed_profiles=120, journal_faults=faults)
+    spec = DeliverySpec("Camp", "Camp", "DM5", "Delivery", env.settings.clock.now(), seed=5)
+    env.hub.simulate_delivery(spec, env.context.storage.delivery_targets(count=80, seed=5))
+    yielded: list[str] = []
+    stored: str | None = None
+    async with in_process_http(env.app) as http:
+        for _ in range(16):  # publication rounds 8 hours apart; the last ones flush delayed events
+            env.settings.clock.advance(8 * 3600)
+            env.hub.release_due()
+            cursor = JournalCursor.from_json(stored) if stored else None
+            events, last, _ = await read_until_caught_up(consumer(http, env, limit=11), cursor)  # a fresh process
+            yielded += [event.source_event_id for event in events]
+            assert last is not None
+            stored = last.to_json()
+    expected = published_event_ids(env)
+    assert env.hub.store.pending_count() == 0
+    assert len(yielded) == len(set(yielded))
+    assert set(yielded) == set(expected)
+    env.hub.close()
+
+
+@pytest.mark.anyio
+async def test_several_links_in_one_header_and_relative_targets_are_resolved() -> None:
+    links = (
+        f'<{JOURNAL_PATH}/validate?since=p:9>; rel="validate", '
+        f'</events-fast/organizations/1/integrations/2/3?since=p:9&limit=5>; rel="next"'
+    )
+    body = {"events": [], "_page": {"last": "p:9", "count": 0}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": "tok", "expires_in": 86399})
+        return httpx.Response(200, json=body, headers={"Link": links})
+
+    async with mock_journal(handler) as http:
+        journal = JournalConsumer(
+            http,
+            ImsTokenProvider(http, credentials()),
+            journal_url=BASE + JOURNAL_PATH,
+            ims_org_id=IMS_ORG,
+            mapping=EMULATOR_MAPPING,
+            retry=fast_retry("io-events"),
+        )
+        batch = await journal.read_batch(None)
+    assert batch.cursor.next_url == BASE + "/events-fast/organizations/1/integrations/2/3?since=p:9&limit=5"

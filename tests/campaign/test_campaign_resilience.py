@@ -117,3 +117,21 @@ async def test_last_modified_poller_sees_every_change_between_polls_and_during_a
     third, _ = await poll(client, watermark2)
     assert set(during) <= second | third
     assert set(during) <= third  # their new lastModified is after everything the second poll returned
+
+
+@pytest.mark.anyio
+async def test_upsert_under_throttling_outages_and_drops_still_leaves_exactly_one_row_per_key(
+    client: CampaignClient, emulator: Emulator
+) -> None:
+    await client.find_by_key("profile", "externalId", "warm-up")
+    faults = emulator.context.faults
+    assert faults is not None
+    faults.update(throttle_rate=0.1, error_rate=0.1, drop_before_rate=0.1, drop_after_rate=0.1, seed=23)
+    keys = [f"k-{index:02d}" for index in range(30)]
+    for key in keys:
+        await client.upsert_by_key("profile", "externalId", key, {"email": f"{key}@example.com"})
+    faults.update(throttle_rate=0.0, error_rate=0.0, drop_before_rate=0.0, drop_after_rate=0.0)
+    injected = faults.injected
+    assert all(injected.get(kind, 0) > 0 for kind in ("throttle", "error", "drop_before", "drop_after")), injected
+    assert external_ids_in_storage(emulator) == keys
+    assert client.stats.http.throttled > 0

@@ -35,11 +35,12 @@ async def test_upsert_over_a_socket_with_connections_dropped_after_the_write_lea
 
 @pytest.mark.anyio
 async def test_journal_restart_over_a_socket_with_duplicates_and_reordering_yields_each_event_once() -> None:
-    env = make_emulator(seed_profiles=100, journal_faults=JournalFaults(duplicate_rate=0.25, reorder_rate=0.4, seed=9))
+    env = make_emulator(
+        seed_profiles=100, journal_faults=JournalFaults(duplicate_rate=0.25, reorder_rate=0.4, delay_rate=0.2, seed=9)
+    )
     with served(env.app) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             await deliver(http, env, profiles=50)
-            expected = published_event_ids(env)
 
             def consumer() -> JournalConsumer:
                 return JournalConsumer(
@@ -57,6 +58,7 @@ async def test_journal_restart_over_a_socket_with_duplicates_and_reordering_yiel
             first, cursor, _ = await read_until_caught_up(consumer(), None, stop_after=2)
             assert cursor is not None
             second, _, _ = await read_until_caught_up(consumer(), JournalCursor.from_json(cursor.to_json()))
+            expected = published_event_ids(env)
     yielded = [event.source_event_id for event in first + second]
     assert len(yielded) == len(set(yielded))
     assert set(yielded) == set(expected)

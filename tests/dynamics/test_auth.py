@@ -7,11 +7,13 @@ endpoints (OpenID discovery document and token endpoint).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import pytest
 import trustme
 
@@ -198,3 +200,26 @@ def test_certificate_file_without_a_private_key_is_a_config_error(tmp_path: Path
 
     with pytest.raises(ConfigError, match="private key and the certificate"):
         ClientCertificate.from_pem_file(pem)
+
+
+@pytest.mark.anyio
+async def test_msal_network_calls_do_not_block_the_event_loop() -> None:
+    class SlowEntra(FakeEntra):
+        def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kw: Any) -> _Response:
+            time.sleep(0.3)  # a blocking requests call, as MSAL makes
+            return super().post(url, params, data, headers, **kw)
+
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        await _provider(SlowEntra(), Clock()).token()
+        group.cancel_scope.cancel()
+
+    assert ticks >= 3  # a blocked loop would have ticked once; it kept running while MSAL waited

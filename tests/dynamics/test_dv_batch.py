@@ -19,7 +19,7 @@ from crmbridge.dynamics.odata import (
     encode_batch_response,
     parse_batch_request,
 )
-from crmbridge.exceptions import RecordError
+from crmbridge.exceptions import ConfigError, RecordError
 
 from .fakes import API, session_for
 
@@ -63,6 +63,9 @@ class BatchService:
         if self.throttle_first_part_once and not dry_run:
             self.throttle_first_part_once = False
             return BatchResponse(503, [("Content-Type", "application/json")], b'{"error":{"code":"","message":"busy"}}')
+        if subject == "bad bind":
+            body = b'{"error":{"code":"0x80048d19","message":"An undeclared property \'parentcustomerid\'"}}'
+            return BatchResponse(400, [("Content-Type", "application/json")], body)
         if len(subject) > 200:
             return BatchResponse(400, [("Content-Type", "application/json"), ("REQ_ID", "r-7")], REFUSAL)
         if dry_run:
@@ -160,3 +163,14 @@ async def test_transiently_refused_idempotent_part_is_sent_again() -> None:
 def test_batch_size_is_bounded_by_the_service_limit() -> None:
     with pytest.raises(ValueError, match="1000"):
         BatchWriter(session_for(lambda r: httpx.Response(500)), batch_size=1001)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("atomic", [True, False])
+async def test_a_part_refused_for_a_mapping_error_stops_the_write_instead_of_dead_lettering(atomic: bool) -> None:
+    service = BatchService()
+    writer = BatchWriter(session_for(service.handle), batch_size=10)
+    operations = [*_operations(3, bad=set()), BatchOperation.create("tasks", {"subject": "bad bind"})]
+
+    with pytest.raises(ConfigError, match="undeclared property"):
+        await writer.write(operations, atomic=atomic)

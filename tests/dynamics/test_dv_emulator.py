@@ -171,6 +171,7 @@ async def test_activity_table_is_provisioned_once_and_then_left_alone(small_org:
         first = await client.metadata.ensure_activity_table(EVENT_TABLE)
         second = await client.metadata.ensure_activity_table(EVENT_TABLE)
         keys = await client.metadata.alternate_keys("cmb_emailopen")
+        regarding = await client.metadata.regarding_navigation_property("cmb_emailopen", "contact")
 
     assert first.created_table
     assert first.created_columns == ("cmb_eventkey", "cmb_occurredon", "cmb_trackingurl")
@@ -178,6 +179,7 @@ async def test_activity_table_is_provisioned_once_and_then_left_alone(small_org:
     assert not second.changed
     assert second.table.is_activity
     assert [k.attributes for k in keys] == [("cmb_eventkey",)]
+    assert regarding == "regardingobjectid_contact_cmb_emailopen"
 
 
 @pytest.mark.anyio
@@ -200,12 +202,15 @@ async def test_bulk_upsert_by_alternate_key_is_idempotent_and_isolates_a_bad_row
 @pytest.mark.anyio
 async def test_metadata_reports_change_tracking_types_and_labels(small_org: Starlette) -> None:
     async with in_process_client(small_org) as client:
+        tables = {t.logical_name: t for t in await client.metadata.tables()}
         contact = await client.metadata.table("contact")
         missing = await client.metadata.table("new_nosuchtable")
         attributes = {a.logical_name: a for a in await client.metadata.attributes("contact")}
         labels = await client.metadata.option_set("contact", "statecode", attributes["statecode"].attribute_type)
 
     assert contact is not None
+    assert tables["contact"] == contact
+    assert tables["task"].is_activity
     assert (contact.entity_set, contact.primary_id, contact.change_tracking) == ("contacts", "contactid", True)
     assert missing is None
     assert attributes["donotbulkemail"].attribute_type == "Boolean"
@@ -280,3 +285,28 @@ async def test_read_resumed_from_a_stored_next_link_returns_the_remaining_rows_o
     assert len(ids) == len(set(ids)) == 60
     assert set(ids) == await _contact_ids(small_org)
     assert rest[-1].delta_link is not None
+
+
+@pytest.mark.anyio
+async def test_event_activities_upserted_by_deterministic_id_land_on_the_contact_and_replay_cleanly(
+    small_org: Starlette,
+) -> None:
+    contact_id = sorted(await _contact_ids(small_org))[0]
+    async with in_process_client(small_org) as client:
+        table = (await client.metadata.ensure_activity_table(EVENT_TABLE)).table.ref
+        bind = await client.metadata.regarding_navigation_property(table.logical_name, "contact")
+        rows = [
+            (
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"event-{n}")),
+                {"subject": f"Opened newsletter {n}", f"{bind}@odata.bind": f"/contacts({contact_id})"},
+            )
+            for n in range(5)
+        ]
+        first = await client.upsert_multiple(table, rows)
+        replay = await client.upsert_multiple(table, rows)
+        stored = await client.get(table.entity_set, rows[0][0], select=["subject", "_regardingobjectid_value"])
+
+    assert all(r.ok for r in [*first, *replay])
+    assert small_org.state.emulator.org.storage.counts()["cmb_emailopen"] == 5
+    assert stored is not None
+    assert stored["_regardingobjectid_value"] == contact_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -190,3 +191,25 @@ async def test_update_multiple_needs_the_primary_id_on_every_row() -> None:
 
     with pytest.raises(ValueError, match="contactid"):
         await writer.update_multiple(CONTACTS, [{"firstname": "a"}])
+
+
+@pytest.mark.anyio
+async def test_bulk_calls_in_progress_never_exceed_the_sessions_parallelism() -> None:
+    in_flight, peak = 0, 0
+
+    async def slow_service(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(204)
+
+    session = session_for(slow_service)  # MockTransport also takes async handlers
+    session.max_parallel = 2
+    writer = DataverseWriter(session, bulk_size=1)
+
+    results = await writer.update_multiple(CONTACTS, [{"contactid": str(i)} for i in range(6)])
+
+    assert all(r.ok for r in results)
+    assert peak == 2

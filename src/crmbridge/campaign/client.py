@@ -263,6 +263,13 @@ class CampaignClient:
         api, _, name = resource_path(resource, profile_api=self._profile_api).partition("/")
         return parse_resource_metadata(await self._get_json(f"{self.api_url}{api}/resourceType/{name}"), name)
 
+    async def filter_names(self, metadata: ResourceMetadata) -> set[str]:
+        """Names of the built-in and custom filters of a described resource (its ``filters.href``, §2.4)."""
+        if metadata.filters_href is None:
+            return set()
+        body = await self._get_json(metadata.filters_href)
+        return {str(name) for name in body} if isinstance(body, dict) else set()
+
     # --- writes -------------------------------------------------------------------------------------------
 
     async def create(self, resource: str, values: Mapping[str, Any], *, record_key: str | None = None) -> JsonObject:

@@ -198,7 +198,7 @@ class JournalConsumer:
             if batch.caught_up:
                 if not follow:
                     return
-                await pause(batch.retry_after or DEFAULT_RETRY_AFTER_S)
+                await pause(DEFAULT_RETRY_AFTER_S if batch.retry_after is None else batch.retry_after)
 
     # --- internals ----------------------------------------------------------------------------------------
 
@@ -255,7 +255,8 @@ class JournalConsumer:
             seen.add(key)
             recent.append(key)
             events.append(mapped)
-            newest_time = mapped.occurred_at
+            # Events come unordered (§A.8): the newest one read says how far behind the head we are.
+            newest_time = mapped.occurred_at if newest_time is None else max(newest_time, mapped.occurred_at)
         if len(recent) > self._window:
             recent = recent[-self._window :]
         next_url = _link(response, "next", current.next_url)

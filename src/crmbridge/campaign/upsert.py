@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["KeyedUpsert", "UpsertOutcome", "UpsertResult"]
 
 DUPLICATE_KEY = "PGS-220000"
+MAX_CREATE_ATTEMPTS = 4  # creates whose outcome stayed unknown before the record is handed back for later
 JsonObject = dict[str, Any]
 
 
@@ -51,26 +52,31 @@ class KeyedUpsert:
         existing = await self._one()
         if existing is not None:
             return await self._update_if_changed(existing, resolved)
-        try:
-            created = await self._create(resolved)
-        except MaybeAppliedError:
-            return await self._recover(resolved)
-        except RecordError as error:
-            if error.details is None or error.details.code != DUPLICATE_KEY:
-                raise
-            return await self._recover(resolved)  # created meanwhile (by us or another writer)
-        return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
+        failure: MaybeAppliedError | RecordError | None = None
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            try:
+                created = await self._create(resolved)
+            except MaybeAppliedError as error:
+                failure = error
+            except RecordError as error:
+                if error.details is None or error.details.code != DUPLICATE_KEY:
+                    raise
+                failure = error  # the key exists but the lookup cannot see it (e.g. a hidden child): retried below
+            else:
+                return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
+            # The create may have landed (lost answer), or someone created the key meanwhile: look again.
+            existing = await self._one()
+            if existing is not None:
+                return await self._recovered(existing, resolved)
+            # The key is certainly absent, so the create was not applied: creating again cannot duplicate.
+        assert failure is not None
+        raise failure  # outcome still unknown: the caller retries the record later and looks it up again then
 
     async def _create(self, values: Mapping[str, Any]) -> JsonObject:
         body = {self.key_field: self.key_value, **values}
         return await self.client.create(self.resource, body, record_key=self.key_value)
 
-    async def _recover(self, values: Mapping[str, Any]) -> UpsertResult:
-        existing = await self._one()
-        if existing is None:
-            # The lost create was certainly not applied (the key is not there): creating again is safe.
-            created = await self._create(values)
-            return UpsertResult(UpsertOutcome.CREATED, str(created.get("PKey", "")))
+    async def _recovered(self, existing: JsonObject, values: Mapping[str, Any]) -> UpsertResult:
         stats = self.client.stats
         stats.recovered_after_lost_response += 1
         stats.inserts += 1  # the lost create was applied: count it like any other insert

@@ -105,6 +105,7 @@ def list_page(body: Any, url: str) -> tuple[list[Any], str | None]:
 
 
 def path_segment(key: str) -> str:
+    """A PKey or custom key as one URL path segment: `/`, spaces and quotes encoded, the leading `@` kept."""
     return quote(key, safe="@")
 
 

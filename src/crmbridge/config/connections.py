@@ -109,7 +109,9 @@ class CampaignSettings(Strict):
         pattern=r"^by[A-Za-z0-9]+$",
         description="Custom filter that finds a profile by externalId.",
     )
-    max_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(default=8, description="Concurrent requests at most.")
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8, description="Concurrent requests at most (ACS answers in 100s of ms: throughput needs dozens)."
+    )
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(default=60, description="Per-request timeout.")
 
     @field_validator("scopes")

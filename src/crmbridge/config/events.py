@@ -36,28 +36,29 @@ DEFAULT_PAYLOAD_MAPPING: dict[str, str] = {
     "event_type": "type",
     "occurred_at": "time",
     "source_event_id": "eventid",
-    "external_id": "data.externalID",
-    "email": "data.email",
-    "campaign_id": "data.campaignName",
+    "external_id": "data.profile.externalId",
+    "email": "data.profile.email",
+    "campaign_id": "data.campaignID",
     "campaign_label": "data.campaignLabel",
-    "delivery_id": "data.deliveryName",
+    "delivery_id": "data.deliveryID",
     "delivery_label": "data.deliveryLabel",
     "broadlog_id": "data.broadlogID",
     "tracking_log_id": "data.trackinglogID",
     "url": "data.url",
     "url_label": "data.urlLabel",
-    "url_type": "data.urlCategory",
-    "bounce_type": "data.failureType",
-    "bounce_reason": "data.reason",
-    "mirror_page_url": "data.mirrorPageURL",
+    "url_type": "data.urlType",
+    "bounce_type": "data.bounceType",
+    "bounce_reason": "data.bounceReason",
+    "mirror_page_url": "data.mirrorPageUrl",
 }
 
-# CloudEvent `type` codes of ACS email events (inferred: the real codes are discoverable only in an entitled org).
+# CloudEvent `type` codes of ACS email events (inferred: the real codes are discoverable only in an entitled org;
+# these are the ones the emulator publishes, in the reverse-DNS style of other Adobe providers, §A.9).
 DEFAULT_EVENT_CODES: dict[str, EventType] = {
-    "com.adobe.campaign.email.sent": EventType.SEND,
-    "com.adobe.campaign.email.opened": EventType.OPEN,
-    "com.adobe.campaign.email.clicked": EventType.CLICK,
-    "com.adobe.campaign.email.bounced": EventType.BOUNCE,
+    "com.adobe.campaign.standard.email.send": EventType.SEND,
+    "com.adobe.campaign.standard.email.open": EventType.OPEN,
+    "com.adobe.campaign.standard.email.click": EventType.CLICK,
+    "com.adobe.campaign.standard.email.bounce": EventType.BOUNCE,
 }
 
 # The journal rejects a token without the I/O Management API scope (adobe-io-events-and-exports.md A.3).

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx
 
-from crmbridge.dynamics.errors import RequestKind, classify
+from crmbridge.dynamics.errors import RequestKind, classify, error_for_response
 from crmbridge.dynamics.odata import (
     BatchRequest,
     BatchResponse,
@@ -28,10 +29,10 @@ from crmbridge.dynamics.odata import (
     parse_batch_response,
     parse_error_body,
 )
-from crmbridge.dynamics.results import WriteResult, split_until_alone
+from crmbridge.dynamics.results import WriteResult, run_chunks, split_until_alone
 from crmbridge.dynamics.session import DataverseSession, encode_json
 from crmbridge.dynamics.writer import RowKey, key_text
-from crmbridge.exceptions import ApiErrorDetails, ProtocolError, RecordError, TransientError
+from crmbridge.exceptions import CrmbridgeError, ProtocolError, RecordError, TransientError
 from crmbridge.http import Action
 
 __all__ = ["MAX_BATCH_OPERATIONS", "BatchOperation", "BatchWriter"]
@@ -105,9 +106,8 @@ class BatchWriter:
             else:
                 results.extend(await self._send_independent(chunk))
 
-        async with anyio.create_task_group() as group:
-            for start in range(0, len(items), self._batch_size):
-                group.start_soon(run, items[start : start + self._batch_size])
+        chunks = [items[start : start + self._batch_size] for start in range(0, len(items), self._batch_size)]
+        await run_chunks(chunks, run, self._session.max_parallel)
         return sorted(results, key=lambda result: result.index)
 
     async def _change_set_or_all_refused(self, chunk: Sequence[Indexed]) -> list[WriteResult]:
@@ -124,7 +124,7 @@ class BatchWriter:
         if len(responses) == 1 and len(chunk) > 1 and responses[0].status >= 400:
             # Without continue-on-error, a failed change set comes back as the single failing part (§6.3);
             # raising makes split_until_alone halve the set until that operation stands alone.
-            raise _part_error(responses[0], None, self._session)
+            raise _part_failure(responses[0], None, self._session)
         by_content_id = {r.content_id: r for r in responses if r.content_id is not None}
         results = []
         for n, (index, operation) in enumerate(chunk, start=1):
@@ -134,7 +134,7 @@ class BatchWriter:
             if _already_gone(operation, response):
                 results.append(WriteResult(index=index))
             elif response.status >= 400:
-                raise _part_error(response, operation, self._session)
+                raise _part_failure(response, operation, self._session)
             else:
                 results.append(WriteResult(index=index, id=_entity_id(response)))
         return results
@@ -158,7 +158,10 @@ class BatchWriter:
                 elif action in (Action.RETRY, Action.PAUSE) and operation.idempotent:
                     retry.append((index, operation))
                 else:
-                    results.append(WriteResult(index=index, error=_part_error(response, operation, self._session)))
+                    failure = _part_failure(response, operation, self._session)
+                    if not isinstance(failure, RecordError):
+                        raise failure
+                    results.append(WriteResult(index=index, error=failure))
             if not retry:
                 return results
             pending = retry
@@ -220,19 +223,18 @@ def _action(response: BatchResponse) -> Action:
     return classify(response.status, code, RequestKind.WRITE)
 
 
-def _part_error(response: BatchResponse, operation: BatchOperation | None, session: DataverseSession) -> RecordError:
-    code, message = _error_of(response)
-    details = ApiErrorDetails(
-        service="dataverse",
-        status=response.status,
-        code=code or None,
-        message=message,
-        request_id=response.header("REQ_ID") or response.header("x-ms-service-request-id"),
-        method=operation.method.upper() if operation else None,
-        url=session.url(operation.path) if operation else None,
+def _part_failure(
+    response: BatchResponse, operation: BatchOperation | None, session: DataverseSession
+) -> CrmbridgeError:
+    """The typed error of a refused part, through the same table as any response: a RecordError only when the
+    record is at fault; a config, permission or auth problem stops the whole write instead of dead-lettering all.
+    """
+    method = operation.method.upper() if operation else "POST"
+    url = session.url(operation.path) if operation else session.url("$batch")
+    as_response = httpx.Response(
+        response.status, headers=response.headers, content=response.body, request=httpx.Request(method, url)
     )
-    key = operation.record_key if operation else None
-    return RecordError("Dataverse rejected the operation in a $batch", record_key=key, details=details)
+    return error_for_response(as_response, _action(response), record_key=operation.record_key if operation else None)
 
 
 def _entity_id(response: BatchResponse) -> str | None:

@@ -99,6 +99,7 @@ class DataverseClient:
             retry=retry if retry is not None else RetryPolicy(service="dataverse"),
             limiter=limiter,
             stats=HttpStats(),
+            max_parallel=maximum,
         )
         return cls(session, page_size=settings.page_size)
 

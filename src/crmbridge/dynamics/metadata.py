@@ -316,6 +316,16 @@ class DataverseMetadata:
                 created_keys.append(spec.key_schema_name.lower())
         return ProvisionReport(table, created_table, tuple(created_columns), tuple(created_keys))
 
+    async def ensure_columns(self, logical_name: str, columns: Sequence[ColumnSpec]) -> tuple[str, ...]:
+        """Add the columns an existing table lacks (e.g. roll-ups on contact); returns the logical names created."""
+        existing = {a.logical_name for a in await self.attributes(logical_name, fresh=True)}
+        created = []
+        for column in columns:
+            if column.logical_name not in existing:
+                await self._post(f"{_entity(logical_name)}/Attributes", column_metadata(column))
+                created.append(column.logical_name)
+        return tuple(created)
+
     async def _post(self, path: str, body: Mapping[str, Any]) -> None:
         headers = {"MSCRM.SolutionUniqueName": self._solution} if self._solution else {}
         # Not repeated blindly: a replay of an applied create is refused as "already exists". Running

@@ -153,6 +153,7 @@ class DataverseReader:
             headers["Prefer"] = f'odata.include-annotations="{FORMATTED_VALUE}"'
         path = f"{entity_set}{format_key(key)}?{build_query(select=select)}"
         try:
+            # Classified like a write: a 404 here is about this row (it is absent), not about the mapping.
             response = await self._session.send("GET", path, kind=RequestKind.WRITE, idempotent=True, headers=headers)
         except RecordError as error:
             if error.details is not None and error.details.status == 404:

@@ -1,4 +1,5 @@
-"""Per-record outcomes of bulk and ``$batch`` writes, and the split-until-alone rule for all-or-nothing calls."""
+"""Per-record outcomes of bulk and ``$batch`` writes, the split-until-alone rule for all-or-nothing calls, and the
+bounded concurrent runner both writers use for their chunks."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio
+
 from crmbridge.exceptions import RecordError
 
-__all__ = ["WriteResult", "split_until_alone"]
+__all__ = ["WriteResult", "run_chunks", "split_until_alone"]
 
 Item = TypeVar("Item")
 
@@ -45,3 +48,31 @@ async def split_until_alone(items: Sequence[tuple[int, Item]], call: AllOrNothin
             return [WriteResult(index=items[0][0], error=error)]
     middle = len(items) // 2
     return await split_until_alone(items[:middle], call) + await split_until_alone(items[middle:], call)
+
+
+Chunk = TypeVar("Chunk")
+
+
+async def run_chunks(chunks: Sequence[Chunk], run: Callable[[Chunk], Awaitable[None]], parallel: int) -> None:
+    """Run ``run`` on every chunk, at most ``parallel`` at a time; the first failure cancels the rest.
+
+    The failure is raised as itself, not wrapped in an ExceptionGroup, so callers catch ConfigError,
+    RateLimited, ... as they would from a single call.
+    """
+    limiter = anyio.CapacityLimiter(parallel)
+
+    async def bounded(chunk: Chunk) -> None:
+        async with limiter:
+            await run(chunk)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for chunk in chunks:
+                group.start_soon(bounded, chunk)
+    except BaseExceptionGroup as failures:
+        raise _first_failure(failures) from failures
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_failure(first) if isinstance(first, BaseExceptionGroup) else first

@@ -44,6 +44,7 @@ class DataverseSession:
         retry: RetryPolicy | None = None,
         limiter: AdaptiveLimiter | None = None,
         stats: HttpStats | None = None,
+        max_parallel: int = 8,
     ) -> None:
         self.http = http
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
@@ -51,6 +52,9 @@ class DataverseSession:
         self.retry = retry if retry is not None else RetryPolicy(service="dataverse")
         self.limiter = limiter
         self.stats = stats if stats is not None else HttpStats()
+        # How many bulk or $batch calls a writer keeps in progress: more would only queue inside the limiter, where
+        # waiting counts against each call's retry time budget.
+        self.max_parallel = max_parallel
 
     @property
     def api_path(self) -> str:

@@ -8,12 +8,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
-
 from crmbridge.dynamics.errors import RequestKind
 from crmbridge.dynamics.odata import format_key
 from crmbridge.dynamics.reader import TableRef
-from crmbridge.dynamics.results import WriteResult, split_until_alone
+from crmbridge.dynamics.results import WriteResult, run_chunks, split_until_alone
 from crmbridge.dynamics.session import DataverseSession
 from crmbridge.exceptions import ProtocolError, RecordError
 
@@ -170,9 +168,8 @@ class DataverseWriter:
         async def run(chunk: list[tuple[int, Any]]) -> None:
             results.extend(await split_until_alone(chunk, call))
 
-        async with anyio.create_task_group() as group:
-            for start in range(0, len(items), self._bulk_size):
-                group.start_soon(run, items[start : start + self._bulk_size])
+        chunks = [items[start : start + self._bulk_size] for start in range(0, len(items), self._bulk_size)]
+        await run_chunks(chunks, run, self._session.max_parallel)
         return sorted(results, key=lambda result: result.index)
 
 

@@ -13,12 +13,12 @@ from typing import Any
 from crmbridge.campaign.client import CampaignClient
 from crmbridge.campaign.exports import ExportCursor, ExportReader
 from crmbridge.campaign.journal import JournalConsumer, JournalCursor
-from crmbridge.campaign.links import LinkResolver, LinkTo
+from crmbridge.campaign.links import LinkResolver, LinkTo, resolve_links
 from crmbridge.dynamics.client import DataverseClient
 from crmbridge.dynamics.reader import TableRef
 from crmbridge.engine.activities import ActivityRow, TaskRow
 from crmbridge.engine.ports import ChangePage, EventBatch, MissingContact, ParentRef, RejectedEvent
-from crmbridge.exceptions import RecordError
+from crmbridge.exceptions import ConfigError, RecordError
 
 __all__ = [
     "CampaignProfiles",
@@ -65,7 +65,10 @@ class DataverseChangeFeed:
     async def fetch_rows(self, ids: Sequence[str], columns: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         rows: dict[str, Mapping[str, Any]] = {}
         for row_id in ids:
-            row = await self.client.get(self.table.entity_set, row_id, select=columns)
+            # Picklist labels as the change feed gives them, so a retried row maps exactly like a synced one.
+            row = await self.client.reader.get(
+                self.table.entity_set, row_id, select=columns, formatted_values=self.formatted_values
+            )
             if row is not None:
                 rows[row_id] = row
         return rows
@@ -87,11 +90,28 @@ class CampaignRecordTarget:
     async def upsert(
         self, key: str, values: Mapping[str, Any], *, known: bool, parents: Mapping[str, ParentRef]
     ) -> None:
-        payload = dict(values)
+        payload: dict[str, Any] = dict(values)
         for field, parent in parents.items():
             payload[field] = LinkTo(campaign_resource(parent.resource), parent.key_field, parent.key)
+        if known and await self._patch_by_key(key, payload):
+            return
         # Upsert by key looks the key up first (safe against lost responses and pre-existing profiles).
         await self.client.upsert_by_key(self.resource, self.key_field, key, payload, resolver=self.resolver)
+
+    async def _patch_by_key(self, key: str, payload: Mapping[str, Any]) -> bool:
+        """A row crmbridge wrote before: one PATCH addressed by its custom key (campaign-standard-api.md §2.2).
+
+        False when the row is gone (deleted in Campaign meanwhile): the caller falls back to upsert by key.
+        """
+        resolved = await resolve_links(payload, self.resolver)
+        body = {name: value for name, value in resolved.items() if name != self.key_field}
+        try:
+            await self.client.update(self.resource, key, body, record_key=key)
+        except (ConfigError, RecordError) as error:
+            if error.details is not None and error.details.status == 404:
+                return False
+            raise
+        return True
 
     async def delete(self, key: str) -> None:
         for row in await self.client.find_by_key(self.resource, self.key_field, key):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,8 @@ from crmbridge.engine.optouts import OptOutStats
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.engine.tables import PassStats
 from crmbridge.exceptions import CrmbridgeError
-from crmbridge.logs import configure_logging
 
-__all__ = ["run_service", "run_sync", "sync_report"]
+__all__ = ["run_sync", "sync_report"]
 
 
 def _tables_table(results: list[PassStats], *, dry_run: bool) -> Table:
@@ -107,37 +105,5 @@ def run_sync(
         asyncio.run(work())
     except CrmbridgeError as error:
         shown.print(f"[red]sync stopped:[/red] {error}")
-        return 1
-    return 0
-
-
-def run_service(config: CrmbridgeConfig, console: Console) -> int:
-    """Every flow on its interval until SIGTERM/SIGINT; the batch in hand commits or is abandoned whole."""
-    configure_logging(config.service.log_format)
-
-    async def work() -> None:
-        async with Services.open(config) as services:
-            runner = Runner(services)
-            loop = asyncio.get_running_loop()
-            task = asyncio.current_task()
-            grace = config.service.shutdown_grace.total_seconds()
-
-            def request_stop() -> None:
-                console.print(f"stopping: finishing the batch in hand (at most {grace:.0f} s)")
-                runner.stop()
-                # After the grace period the pass is cancelled: its batch is abandoned, never half-committed.
-                loop.call_later(grace, lambda: task.cancel() if task is not None else None)
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, request_stop)
-            console.print(f"crmbridge running {len(runner.status)} flows; SIGTERM or Ctrl-C stops it")
-            await runner.run_forever()
-
-    try:
-        asyncio.run(work())
-    except asyncio.CancelledError:
-        return 0
-    except CrmbridgeError as error:
-        console.print(f"[red]stopped:[/red] {error}")
         return 1
     return 0

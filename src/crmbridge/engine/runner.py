@@ -40,7 +40,7 @@ from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.table_spec import build_table_spec, mapping_order
 from crmbridge.engine.tables import PassStats, TablesFlow
 from crmbridge.exceptions import ConfigError, CrmbridgeError
-from crmbridge.state import StateStore
+from crmbridge.state import DeadLetterStatus, Flow, StateStore
 
 __all__ = ["FlowState", "Runner", "Services"]
 
@@ -107,6 +107,8 @@ class Runner:
         self.status: dict[str, FlowState] = {}
         self._tables: dict[str, TableRef] = {}
         self._stopping = asyncio.Event()
+        # Called after every pass with (flow, counts, seconds, failed): metrics and the like listen here.
+        self.pass_listeners: list[Callable[[str, dict[str, int], float, bool], None]] = []
         for mapping in mapping_order(self.config):
             self.status[f"tables:{mapping.name}"] = FlowState(mapping.name, "tables")
         if self.config.events is not None and self.config.events.enabled:
@@ -167,6 +169,8 @@ class Runner:
         mappings = [m for m in mapping_order(self.config) if only is None or m.name == only]
         if only is not None and not mappings:
             raise ConfigError(f"no enabled mapping named {only!r} (see `crmbridge config validate`)")
+        if not dry_run:
+            await self._retry_requested_letters()
         results = []
         planned = PlannedLinks()  # a dry run's children see the parents the same dry run would have written
         for mapping in mappings:
@@ -178,6 +182,14 @@ class Runner:
             stats = await self._tracked(f"tables:{mapping.name}", flow.run_pass(replay=replay), dry_run=dry_run)
             results.append(stats)
         return results
+
+    async def _retry_requested_letters(self) -> None:
+        """Dead letters an operator asked to retry (dashboard button): re-read from Dynamics and written again."""
+        from crmbridge.engine.deadletters import retry_letters  # it builds on this runner: imported when used
+
+        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING, flow=Flow.TABLES)
+        if waiting:
+            await retry_letters(self, [letter.id for letter in waiting if letter.id is not None])
 
     async def events_pass(self, *, progress: EventsProgress | None = None) -> EventStats | None:
         events = self.config.events
@@ -237,11 +249,10 @@ class Runner:
         state.state = "running"
         try:
             stats = await work
-        except CrmbridgeError as error:
-            state.state, state.last_error = "failed", str(error)
-            raise
         except BaseException as error:
             state.state, state.last_error = "failed", str(error) or type(error).__name__
+            for listener in self.pass_listeners:
+                listener(key, {}, 0.0, True)
             raise
         state.state, state.last_error = "idle", None
         state.last_pass_at = datetime.now(UTC)
@@ -249,6 +260,8 @@ class Runner:
         state.last_seconds = stats.seconds
         if isinstance(stats, EventStats):
             state.lag_seconds = stats.lag_seconds
+        for listener in self.pass_listeners:
+            listener(key, state.last_counts, stats.seconds, False)
         return stats
 
     # --- the long-running service ----------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from crmbridge.mapping.values import parse_timestamp
 from crmbridge.records import SourceChange, Tombstone
 from crmbridge.state import Batch, DeadLetter, Flow, LinkRow, OptOutState, ParkedChild, RunStatus, StateStore
 
-__all__ = ["PassStats", "ReadKind", "TablesFlow"]
+__all__ = ["PassStats", "ReadKind", "TablesFlow", "replay_in_flight"]
 
 Clock = Callable[[], datetime]
 _PARK_RETRY = timedelta(seconds=30)
@@ -105,6 +105,12 @@ class _ReadState:
 
 
 ProgressCallback = Callable[[PassStats], None]
+
+
+def replay_in_flight(in_flight: str | None) -> bool:
+    """Whether a stored sub-checkpoint is a replay that was interrupted (``crmbridge replay`` resumes it)."""
+    state = _ReadState.decode(in_flight) if in_flight else None
+    return state is not None and state.kind is ReadKind.REPLAY
 
 
 class TablesFlow:
@@ -348,6 +354,51 @@ class TablesFlow:
             batch.advance_in_flight(state.encode(), config_fingerprint=self.spec.fingerprint)
         elif page.delta_link is not None:
             batch.advance_to(page.delta_link, config_fingerprint=self.spec.fingerprint)
+
+    # --- single rows: dead-letter retries and reconcile repairs ----------------------------------------------
+
+    async def write_rows(
+        self,
+        rows: Mapping[str, Mapping[str, Any] | None],
+        *,
+        absent_in_target: Collection[str] = (),
+        force: bool = False,
+    ) -> dict[str, Outcome]:
+        """Write these source rows (id -> current row, None when gone from Dynamics) through the pass's own
+        decide/write/commit path, outside any read; returns each id's outcome (FAIL when refused again).
+
+        ``absent_in_target``: ids Campaign does not hold, whatever the links say (created with their create-only
+        fields). ``force``: write even when the stored hash says the row is unchanged (Campaign drifted).
+        """
+        changes: list[SourceChange | Tombstone] = [
+            SourceChange(self.spec.table, row_id, row) if row is not None else Tombstone(self.spec.table, row_id)
+            for row_id, row in rows.items()
+        ]
+        links = self.store.links_for(self.spec.name, list(rows))
+        for row_id in absent_in_target:
+            links.pop(row_id, None)
+        if force:
+            links = {row_id: replace(link, values_hash="") for row_id, link in links.items()}
+        parent_links = self._parent_links([c for c in changes if isinstance(c, SourceChange)])
+        decisions = [decide(self.spec, c, links.get(c.id), parent_links, ReadKind.DELTA) for c in changes]
+        errors = await self._execute(decisions)
+        if not self.dry_run:
+            self.store.commit(self._batch(decisions, errors, links, touch=False))
+        return {d.source_id: Outcome.FAIL if d.source_id in errors else d.outcome for d in decisions}
+
+    async def delete_keys(self, keys: Mapping[str, str]) -> dict[str, RecordError]:
+        """Delete Campaign rows by business key (source id -> key) and mark their links deleted; returns refusals."""
+        errors: dict[str, RecordError] = {}
+        for source_id, key in keys.items():
+            try:
+                await self.target.delete(key)
+            except RecordError as error:
+                errors[source_id] = error
+        if not self.dry_run:
+            batch = Batch(Flow.TABLES, self.spec.name)
+            batch.mark_deleted(self.spec.name, [s for s in keys if s not in errors], self.clock())
+            self.store.commit(batch)
+        return errors
 
     # --- re-baseline sweep, parked children, dry-run samples ------------------------------------------------
 

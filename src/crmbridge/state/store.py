@@ -37,6 +37,7 @@ from crmbridge.state.rows import (
     RunStatus,
     StateInfo,
 )
+from crmbridge.state.runs import RunRecord, last_runs
 from crmbridge.state.summary import read_info
 from crmbridge.state.writes import write_batch
 
@@ -233,6 +234,11 @@ class StateStore:
         with self._db.reading() as connection:
             rows = connection.execute(query).mappings().all()
         return [ConflictRecord(**{key: value for key, value in row.items() if key != "id"}) for row in rows]
+
+    def last_runs(self) -> dict[tuple[str, str], RunRecord]:
+        """(flow, scope) -> the latest run with its counts and error."""
+        with self._db.reading() as connection:
+            return last_runs(connection)
 
     def info(self) -> StateInfo:
         """What the store holds per flow and scope (``crmbridge state info`` and the dashboard)."""

@@ -115,13 +115,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_cli_serves_ims_and_api_over_a_real_socket_and_keeps_data_in_the_db_file(tmp_path: Path) -> None:
+def test_cli_serves_ims_api_journal_and_sftp_prints_their_addresses_and_keeps_data_in_the_db_file(
+    tmp_path: Path,
+) -> None:
     port = _free_port()
     clients = tmp_path / "clients.json"
     clients.write_text('[{"client_id": "sock", "client_secret": "pw", "tenants": ["acme"]}]')
     command = [sys.executable, "-m", "crmbridge", "emulate", "campaign", "--port", str(port),
                "--db", str(tmp_path / "acs.db"), "--seed", "30", "--clients", str(clients),
-               "--pkey-salt", "s"]  # fmt: skip
+               "--pkey-salt", "s", "--exports", str(tmp_path / "exports"), "--sftp-user", "reader",
+               "--journal-registration-id", "reg-1", "--journal-pump-interval", "0.1"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         base = f"http://127.0.0.1:{port}"
@@ -140,14 +143,28 @@ def test_cli_serves_ims_and_api_over_a_real_socket_and_keeps_data_in_the_db_file
             page = http.get(
                 f"{STD}?_lineCount=10", headers={"Authorization": f"Bearer {token}", "X-Api-Key": "sock"}
             ).json()
+            endpoints = http.get("/_emulator/endpoints").json()
+            http.post("/_emulator/deliveries", json={"campaign": {"id": "C"}, "delivery": {"id": "D"},
+                                                     "target": {"count": 3}})  # fmt: skip
+            journal = http.get(
+                endpoints["journal"], headers={"Authorization": f"Bearer {token}", **endpoints["journalHeaders"]}
+            )
         assert len(page["content"]) == 10
         assert page["next"]["href"].startswith(f"{base}{STD}?")
+        assert journal.status_code == 200
+        assert journal.json()["events"][0]["event"]["data"]["deliveryID"] == "D"
     finally:
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
-    assert f"{base}/acme/campaign/profileAndServices/profile" in output
+    assert f"{base}/acme/campaign " in output
     assert f"{base}/ims/token/v3" in output
+    journal_url = f"{base}/events/organizations/23294/integrations/54108/reg-1"
+    assert endpoints["journal"] == journal_url
+    assert f"Events journal: {journal_url}\n" in output
+    assert f"SFTP exports: sftp://reader@127.0.0.1:{endpoints['sftp']['port']}/" in output
+    assert endpoints["journalHeaders"] == {"x-api-key": "sock", "x-ims-org-id": "0123456789ABCDEF01234567@AdobeOrg"}
     assert (tmp_path / "acs.db").stat().st_size > 0
+    assert (tmp_path / "acs.events.db").stat().st_size > 0
 
 
 @pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""The examples of docs/emulator-events.md run against the test app, so the documentation cannot drift."""
+"""The examples of docs/emulator-campaign.md run against the test app, so the documentation cannot drift."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from acs_events_app import HEADERS
 from crmbridge.emulators.campaign.events import ManualClock
 
 pytestmark = pytest.mark.anyio
-DOC = Path(__file__).parents[3] / "docs" / "emulator-events.md"
+DOC = Path(__file__).parents[3] / "docs" / "emulator-campaign.md"
 
 
 def code_blocks(section: str, language: str) -> list[str]:

@@ -1,7 +1,9 @@
-"""Assembles one emulated ACS instance: IMS and the REST API behind the fault middleware, operator routes aside.
+"""Assembles the core of one emulated ACS instance: IMS and the REST API behind the fault middleware, operator
+routes aside.
 
-Plug-ins (the email-events package) add API routes with ``extra_routes`` (faulted like the API, sharing the IMS
-tokens through ``ims.verify_bearer``) and operator routes with ``extra_operator_routes`` (under ``/_emulator/``).
+Plug-ins add API routes with ``extra_routes`` (faulted like the API, sharing the IMS tokens through
+``ims.verify_bearer``) and operator routes with ``extra_operator_routes`` (under ``/_emulator/``); the complete
+emulator, email events included, is ``crmbridge.emulators.campaign.emulator.create_campaign_emulator``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
+from starlette.types import Lifespan
 
 from crmbridge.emulators.campaign.context import EmulatorContext
 from crmbridge.emulators.campaign.gateway import RateLimiter
@@ -24,7 +27,7 @@ from crmbridge.emulators.campaign.settings import CampaignEmulatorSettings
 from crmbridge.emulators.campaign.storage import Storage
 from crmbridge.emulators.faults import FaultInjector
 
-__all__ = ["build_context", "create_app"]
+__all__ = ["assemble_app", "build_context", "create_app"]
 
 
 def build_context(settings: CampaignEmulatorSettings) -> EmulatorContext:
@@ -53,12 +56,22 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     extra_operator_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The ASGI app of one instance; ``app.state.campaign`` is its :class:`EmulatorContext`."""
-    context = build_context(settings)
+    """The ASGI app of one instance (without email events); ``app.state.campaign`` is its :class:`EmulatorContext`."""
+    return assemble_app(build_context(settings), extra_routes=extra_routes, extra_operator_routes=extra_operator_routes)
+
+
+def assemble_app(
+    context: EmulatorContext,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_operator_routes: Sequence[BaseRoute] = (),
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    """The app around an already built context; ``lifespan`` runs with the outer app (mounted apps' do not)."""
     api = Starlette(routes=[*ims_routes(), *extra_routes, *campaign_routes()])
-    context.faults = FaultInjector(api, settings.faults, exempt_prefix="/_emulator")
+    context.faults = FaultInjector(api, context.settings.faults, exempt_prefix="/_emulator")
     operator = Starlette(routes=[*operator_routes(), *extra_operator_routes])
-    app = Starlette(routes=[Mount("/_emulator", app=operator), Mount("", app=context.faults)])
+    app = Starlette(routes=[Mount("/_emulator", app=operator), Mount("", app=context.faults)], lifespan=lifespan)
     for each in (app, api, operator):
         each.state.campaign = context
     return app

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import uvicorn
 
-from crmbridge.emulators.campaign.app import create_app
-from crmbridge.emulators.campaign.settings import CampaignEmulatorSettings, load_clients
+from crmbridge.emulators.campaign.emulator import create_campaign_emulator, journal_registration
+from crmbridge.emulators.campaign.settings import CampaignEmulatorSettings, EventsSettings, load_clients
 from crmbridge.emulators.faults import FaultConfig
 
 __all__ = ["build_settings", "serve"]
@@ -27,6 +27,7 @@ def build_settings(
     pkey_salt: str | None,
     clients: list[Path],
     organizations: list[str],
+    events: EventsSettings | None = None,
 ) -> CampaignEmulatorSettings:
     """Settings from CLI values; ``faults`` is a JSON object or a path to one (FaultConfig field names)."""
     fault_data = {}
@@ -42,6 +43,7 @@ def build_settings(
         rate_limit_per_s=rate_limit,
         faults=FaultConfig.from_mapping(fault_data),
         seed_profiles=seed_profiles,
+        events=events or EventsSettings(),
     )
     if pkey_salt is not None:
         settings.pkey_salt = pkey_salt
@@ -53,11 +55,15 @@ def build_settings(
 
 
 def serve(settings: CampaignEmulatorSettings, *, host: str, port: int, echo: Callable[[str], None]) -> None:
-    app = create_app(settings)
+    """Print what a client configures (the SFTP address follows once its server listens), then serve."""
+    app = create_campaign_emulator(settings, announce=echo)
+    registration = journal_registration(settings)
     base = f"http://{host}:{port}"
-    echo(f"Campaign API: {base}/{settings.organizations[0]}/campaign/profileAndServices/profile")
-    echo(f"IMS token:    {base}/ims/token/v3")
-    echo(f"Operator:     {base}/_emulator/stats")
+    echo(f"Campaign API:   {base}/{settings.organizations[0]}/campaign (e.g. …/profileAndServices/profile)")
+    echo(f"IMS token:      {base}/ims/token/v3")
+    echo(f"Events journal: {base}{registration.path}")
+    echo(f"Journal reader: x-api-key {registration.client_id}, x-ims-org-id {registration.ims_org_id}")
+    echo(f"Operator:       {base}/_emulator/stats, {base}/_emulator/endpoints")
     for client in settings.clients:
-        echo(f"IMS client:   {client.client_id} (tenants: {', '.join(client.tenants)})")
+        echo(f"IMS client:     {client.client_id} (tenants: {', '.join(client.tenants)})")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -11,9 +11,17 @@ from typing import Any
 
 from crmbridge.emulators.faults import FaultConfig
 
-__all__ = ["CampaignEmulatorSettings", "Clock", "ImsClientConfig", "format_datetime", "load_clients"]
+__all__ = [
+    "CampaignEmulatorSettings",
+    "Clock",
+    "EventsSettings",
+    "ImsClientConfig",
+    "format_datetime",
+    "load_clients",
+]
 
-# The scope list public ACS clients request (campaign-standard-api.md §1.3, community).
+# The scope list public ACS clients request (campaign-standard-api.md §1.3, community), plus what the
+# I/O Management API adds to the same credential, which the events journal needs (adobe-io-events §A.3).
 DEFAULT_SCOPES = (
     "openid",
     "AdobeID",
@@ -21,6 +29,8 @@ DEFAULT_SCOPES = (
     "additional_info.projectedProductContext",
     "campaign_config_server_general",
     "deliverability_service_general",
+    "read_organizations",
+    "adobeio_api",
 )
 
 
@@ -87,6 +97,31 @@ def _default_clients() -> tuple[ImsClientConfig, ...]:
 
 
 @dataclass(slots=True)
+class EventsSettings:
+    """Email events: the journal registration a consumer reads, its faults, and the export files over SFTP."""
+
+    db_path: str | None = None  # None: next to the core database (``acs.db`` -> ``acs.events.db``), or in memory
+    # The ids of the one journal registration (adobe-io-events §A.1); the defaults are the guide's example ids.
+    consumer_org_id: str = "23294"
+    credential_id: str = "54108"
+    registration_id: str = "f89067f2-0d50-4bb2-bf78-209d0eacb6eb"
+    client_id: str | None = None  # API key allowed to read the journal; None: the first IMS client's
+    ims_org_id: str | None = None  # expected x-ims-org-id; None: that client's IMS org
+    duplicate_rate: float = 0.0  # share of events published twice (at least once, §A.8)
+    reorder_rate: float = 0.0  # share of events swapped with a later one of the same publication round
+    delay_rate: float = 0.0  # share of events held back to the next round, after newer ones
+    fault_seed: int = 0
+    pump_interval_s: float = 1.0  # how often a served emulator publishes the events the clock has passed
+    retry_after_s: int = 10  # retry-after of a 204 at the end of the journal (§A.7)
+    exports_folder: Path | None = None  # None: no export files and no SFTP server
+    export_interval_s: float = 600.0  # export workflow schedule (§C.8: at most every 10 minutes)
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = 0  # 0: a free port, printed at start
+    sftp_user: str = "acs-export"
+    sftp_password: str = "emulator-secret"  # noqa: S105 - the emulator's documented default
+
+
+@dataclass(slots=True)
 class CampaignEmulatorSettings:
     """Everything that makes one emulated ACS instance; mutable fields may be changed at run time."""
 
@@ -106,3 +141,4 @@ class CampaignEmulatorSettings:
     seed_profiles: int = 0  # profiles generated at start
     seed: int = 0
     clock: Clock = field(default_factory=Clock)
+    events: EventsSettings = field(default_factory=EventsSettings)

@@ -13,7 +13,7 @@ from crmbridge.emulators.campaign.events.journal import BearerCheck, JournalRegi
 from crmbridge.emulators.campaign.events.operator import TargetResolver, operator_routes
 from crmbridge.emulators.campaign.events.sftp import ExportSftpServer, SftpAccount
 from crmbridge.emulators.campaign.events.simulation import DeliveryReport, DeliverySpec, Rates, TrackedLink
-from crmbridge.emulators.campaign.events.targets import DeliveryTarget, TargetSpec
+from crmbridge.emulators.campaign.targets import DeliveryTarget, TargetSpec
 
 __all__ = [
     "BearerCheck",

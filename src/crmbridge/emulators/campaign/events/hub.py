@@ -24,7 +24,7 @@ from crmbridge.emulators.campaign.events.exports import ExportSettings, ExportWr
 from crmbridge.emulators.campaign.events.payload import cloud_event
 from crmbridge.emulators.campaign.events.simulation import DeliveryReport, DeliverySpec, report_of, simulate
 from crmbridge.emulators.campaign.events.store import EventStore, ScheduledRow
-from crmbridge.emulators.campaign.events.targets import DeliveryTarget
+from crmbridge.emulators.campaign.targets import DeliveryTarget
 
 __all__ = ["RETENTION", "EventsHub", "JournalFaults", "disorder"]
 

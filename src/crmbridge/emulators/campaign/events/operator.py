@@ -1,6 +1,6 @@
 """Operator routes under ``/_emulator/``: simulate deliveries, inspect and fault the journal, configure exports.
 
-These are the emulator's own controls, not an Adobe API; their JSON shapes are ours (see docs/emulator-events.md).
+These are the emulator's own controls, not an Adobe API; their JSON shapes are ours (see docs/emulator-campaign.md).
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ from crmbridge.emulators.campaign.events.exports import ExportSettings
 from crmbridge.emulators.campaign.events.hub import EventsHub, JournalFaults
 from crmbridge.emulators.campaign.events.journal_query import QueryError, parse_duration
 from crmbridge.emulators.campaign.events.simulation import DEFAULT_LINKS, DeliverySpec, Rates, TrackedLink
-from crmbridge.emulators.campaign.events.targets import DeliveryTarget, TargetSpec
+from crmbridge.emulators.campaign.targets import TargetResolver, TargetSpec
 
 __all__ = ["TargetResolver", "delivery_spec_from_json", "operator_routes", "target_spec_from_json"]
-
-# Returns the targeted profiles; raises LookupError naming what it could not find.
-TargetResolver = Callable[[TargetSpec], list[DeliveryTarget]]
 
 
 class _BadRequest(ValueError):
@@ -43,15 +40,21 @@ def _object(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
+def _whole_number(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _BadRequest(f"{name} must be a non-negative integer")
+    return value
+
+
 def target_spec_from_json(body: Mapping[str, Any]) -> TargetSpec:
     target = _object(body, "target")
     count, pkeys = target.get("count"), target.get("pkeys")
     if (count is None) == (pkeys is None):
         raise _BadRequest('target needs exactly one of "count" (a number of profiles) or "pkeys" (a list)')
     if count is not None:
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise _BadRequest("target.count must be a non-negative integer")
-        return TargetSpec(count=count)
+        # which profiles a count picks: target.seed, else the delivery's seed
+        seed = _whole_number(target.get("seed", body.get("seed", 0)), "target.seed")
+        return TargetSpec(count=_whole_number(count, "target.count"), seed=seed)
     if not isinstance(pkeys, list) or not all(isinstance(key, str) for key in pkeys):
         raise _BadRequest("target.pkeys must be a list of PKey strings")
     return TargetSpec(pkeys=tuple(pkeys))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from crmbridge.emulators.campaign.events.targets import DeliveryTarget
+from crmbridge.emulators.campaign.targets import DeliveryTarget
 
 __all__ = [
     "BOUNCE_REASONS",

@@ -1,0 +1,86 @@
+"""Dead letters the operator acts on: retry (re-read the source row, write it through the flow) and drop.
+
+A retry never replays the stored payload: it reads the row from Dynamics as it is now and hands it to the table
+flow's own decide/write/commit path, so newer data is never overwritten by an old payload. A row deleted in
+Dynamics meanwhile is handled like a delete in a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from crmbridge.engine.adapters import DataverseChangeFeed
+from crmbridge.engine.decide import Outcome
+from crmbridge.engine.runner import Runner
+from crmbridge.state import DeadLetter, DeadLetterStatus, Flow, StateStore
+
+__all__ = ["RetryResult", "drop_letters", "retry_letters"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    letter_id: int
+    outcome: str  # resolved | failed | parked | skipped
+    detail: str
+
+
+def _unretryable(letter_id: int, letter: DeadLetter | None, mappings: set[str]) -> RetryResult | None:
+    if letter is None:
+        return RetryResult(letter_id, "skipped", "no dead letter with this id")
+    if letter.status in (DeadLetterStatus.DROPPED, DeadLetterStatus.RESOLVED):
+        return RetryResult(letter_id, "skipped", f"already {letter.status.value}")
+    if letter.flow is not Flow.TABLES:
+        # Events are re-read from their journal or files; opt-outs are merged again by the next pass.
+        return RetryResult(letter_id, "skipped", f"{letter.flow.value} letters are not retried row by row")
+    if letter.mapping not in mappings:
+        return RetryResult(letter_id, "skipped", f"mapping {letter.mapping!r} is not enabled in this config")
+    return None
+
+
+async def retry_letters(runner: Runner, letter_ids: Sequence[int]) -> list[RetryResult]:
+    """Retry these dead letters of table mappings; a letter is resolved when its row is written (or skipped)."""
+    store = runner.services.store
+    mappings = {m.name: m for m in runner.config.mappings if m.enabled}
+    results: list[RetryResult] = []
+    by_mapping: dict[str, list[DeadLetter]] = {}
+    for letter_id in letter_ids:
+        letter = store.dead_letters.get(letter_id)
+        refused = _unretryable(letter_id, letter, set(mappings))
+        if refused is not None:
+            results.append(refused)
+        elif letter is not None:
+            by_mapping.setdefault(letter.mapping, []).append(letter)
+    for name, letters in by_mapping.items():
+        mapping = mappings[name]
+        flow = await runner.tables_flow(mapping)
+        feed = DataverseChangeFeed(runner.services.dataverse, await runner.table_ref(mapping))
+        ids = [letter.record_key for letter in letters]
+        current = await feed.fetch_rows(ids, flow.spec.columns)
+        outcomes = await flow.write_rows({row_id: current.get(row_id) for row_id in ids})
+        results += _settle(store, letters, outcomes)
+    return sorted(results, key=lambda r: r.letter_id)
+
+
+def _settle(store: StateStore, letters: Sequence[DeadLetter], outcomes: dict[str, Outcome]) -> list[RetryResult]:
+    results = []
+    for letter in letters:
+        assert letter.id is not None
+        outcome = outcomes[letter.record_key]
+        if outcome is Outcome.FAIL:
+            # The flow recorded the new failure on the same letter (attempts + 1, reason updated); it stays open.
+            refreshed = store.dead_letters.get(letter.id)
+            reason = refreshed.reason if refreshed is not None else "refused again"
+            results.append(RetryResult(letter.id, "failed", reason))
+        elif outcome is Outcome.PARK:
+            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED)
+            results.append(RetryResult(letter.id, "parked", "waiting for its parent; written when the parent lands"))
+        else:
+            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED)
+            results.append(RetryResult(letter.id, "resolved", outcome.value))
+    return results
+
+
+def drop_letters(store: StateStore, letter_ids: Sequence[int]) -> int:
+    """Mark these dead letters dropped (kept for the record, never retried); returns how many changed."""
+    return store.dead_letters.mark(letter_ids, DeadLetterStatus.DROPPED)
