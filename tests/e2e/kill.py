@@ -113,6 +113,8 @@ class KillProxy:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client died mid-request: forwarding the part we got would invent a request
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -39,12 +39,12 @@ def test_initial_sync_then_updates_deletes_and_filter_transitions_leave_campaign
 def test_initial_sync_of_5000_contacts_and_2000_vehicles_then_changes_leave_campaign_as_dynamics_implies(
     make_org: MakeOrg,
 ) -> None:
-    _initial_sync_then_changes(make_org(contacts=5000, vehicles_share=0.4))
+    _initial_sync_then_changes(make_org(contacts=5000, vehicles_share=0.4), timeout=1200.0)
 
 
-def _initial_sync_then_changes(org: Org) -> None:
+def _initial_sync_then_changes(org: Org, *, timeout: float = 120.0) -> None:
     org.set_latency(dynamics_ms=5, campaign_ms=10)
-    first = run_sync(org.config, "--json").tables()
+    first = run_sync(org.config, "--json", timeout=timeout).tables()
     expected = expected_campaign(org.dataverse)
     assert first["contacts"]["created"] == len(expected.profiles)
     assert first["vehicles"]["created"] == len(expected.vehicles)
@@ -69,11 +69,11 @@ def _initial_sync_then_changes(org: Org) -> None:
     org.delete("new_vehicle", live[4:6])
     org.update("new_vehicle", live[6:8], {"new_contactid@odata.bind": f"/contacts({active[-1]})"})
 
-    second = run_sync(org.config, "--json").tables()
+    second = run_sync(org.config, "--json", timeout=timeout).tables()
     assert second["contacts"]["kind"] == "delta"
     assert second["contacts"]["deleted"] == len(deleted) + len(deactivated)
     assert_campaign_matches_dynamics(org)
-    third = run_sync(org.config, "--json").tables()
+    third = run_sync(org.config, "--json", timeout=timeout).tables()
     assert third["contacts"]["written"] == 0 and third["vehicles"]["written"] == 0, third
 
 
