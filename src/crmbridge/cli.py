@@ -387,11 +387,17 @@ def sync(
         help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make.",
     ),
     replay: bool = typer.Option(False, "--replay", help="Re-read the whole table and rewrite every row (resumable)."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the counts of every flow as one JSON document on stdout (progress on stderr)."
+    ),
 ) -> None:
     """One pass of every flow (tables, opt-outs, email events), or of one table mapping; then exit."""
     from crmbridge.engine.commands import run_sync  # imported late: keeps `crmbridge --help` fast
 
-    raise typer.Exit(run_sync(_load(config_path), console, mapping=mapping, dry_run=dry_run, replay=replay))
+    code = run_sync(
+        _load(config_path), console, mapping=mapping, dry_run=dry_run, replay=replay, json_output=json_output
+    )
+    raise typer.Exit(code)
 
 
 @app.command("run")

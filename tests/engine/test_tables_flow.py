@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from crmbridge.config import CrmbridgeConfig, parse_config
+from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.table_spec import build_table_spec, mapping_order
 from crmbridge.engine.tables import TablesFlow
 from crmbridge.exceptions import TransientError
@@ -290,6 +291,35 @@ async def test_dry_run_writes_nothing_and_counts_what_the_real_pass_then_does(
     real = await flow(config, "contacts", table, profiles, store, clock).run_pass()
     assert plan.counts() == real.counts()
     assert {s["key"]: s["diff"] for s in plan.samples}["c4"] == {"location.city": ("Tromsø", "Bodø")}
+
+
+async def test_dry_run_counts_children_whose_parent_the_same_dry_run_would_write_as_the_real_pass_does(
+    config: CrmbridgeConfig, store: StateStore, clock: Clock
+) -> None:
+    contacts, profiles = FakeTable("contact", "contactid"), FakeResource("profile")
+    vehicles, cus = FakeTable("new_vehicle", "new_vehicleid"), FakeResource("cusVehicle")
+    contacts.put("c1", firstname="Ann", statecode=0)
+    vehicles.put("v1", new_name="Parked", _new_contactid_value="c9")
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+    await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()  # v1 parked: c9 is not in Campaign
+    contacts.put("c9", firstname="Ed", statecode=0)  # its parent lands in the next pass
+    contacts.put("c2", firstname="Bo", statecode=0)
+    vehicles.put("v2", new_name="New", _new_contactid_value="c2")  # a new child of a new parent, same pass
+
+    async def one_pass(*, dry_run: bool) -> list[dict[str, int]]:
+        planned = PlannedLinks()
+        return [
+            (
+                await flow(config, name, table, target, store, clock, dry_run=dry_run, planned=planned).run_pass()
+            ).counts()
+            for name, table, target in (("contacts", contacts, profiles), ("vehicles", vehicles, cus))
+        ]
+
+    plan = await one_pass(dry_run=True)
+    assert sorted(cus.records) == []
+    real = await one_pass(dry_run=False)
+    assert plan == real
+    assert sorted(cus.records) == ["v1", "v2"] and real[1]["created"] == 2 and real[1]["parked"] == 0
 
 
 def test_parents_are_ordered_before_children(config: CrmbridgeConfig) -> None:

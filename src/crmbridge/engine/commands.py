@@ -6,18 +6,22 @@ Kept apart from ``cli.py`` (parsing only) and from the runner (no terminal there
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from crmbridge.config import CrmbridgeConfig
+from crmbridge.engine.events import EventStats
+from crmbridge.engine.optouts import OptOutStats
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.engine.tables import PassStats
 from crmbridge.exceptions import CrmbridgeError
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "sync_report"]
 
 
 def _tables_table(results: list[PassStats], *, dry_run: bool) -> Table:
@@ -44,15 +48,34 @@ def _samples(results: list[PassStats], console: Console) -> None:
                 console.print(f"    {field}: {old!r} → {new!r}")
 
 
-def run_sync(config: CrmbridgeConfig, console: Console, *, mapping: str | None, dry_run: bool, replay: bool) -> int:
-    """One pass; 0 when every flow finished (records refused by the target are dead letters, not failures)."""
+def sync_report(results: list[PassStats], optouts: OptOutStats | None, events: EventStats | None) -> dict[str, Any]:
+    """What ``sync --json`` prints: the counts of every flow that ran, for scripts and tests."""
+    return {
+        "tables": [{"mapping": s.mapping, "kind": s.kind, **s.counts(), "written": s.written} for s in results],
+        "optouts": optouts.counts() if optouts is not None else None,
+        "events": events.counts() if events is not None else None,
+    }
+
+
+def run_sync(
+    config: CrmbridgeConfig,
+    console: Console,
+    *,
+    mapping: str | None,
+    dry_run: bool,
+    replay: bool,
+    json_output: bool = False,
+) -> int:
+    """One pass; 0 when every flow finished (records refused by the target are dead letters, not failures).
+
+    With ``json_output`` stdout carries only the :func:`sync_report` document; progress and errors go to stderr.
+    """
+    shown = Console(stderr=True) if json_output else console
 
     async def work() -> None:
         async with Services.open(config) as services:
             runner = Runner(services)
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-            ) as bar:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=shown) as bar:
 
                 def progress(name: str) -> Callable[[PassStats], None]:
                     task = bar.add_task(f"{name}: reading")
@@ -67,6 +90,9 @@ def run_sync(config: CrmbridgeConfig, console: Console, *, mapping: str | None, 
                 if mapping is None and not dry_run:
                     optouts = await runner.optouts_pass()
                     events = await runner.events_pass()
+            if json_output:
+                print(json.dumps(sync_report(results, optouts, events)), file=console.file, flush=True)
+                return
             console.print(_tables_table(results, dry_run=dry_run))
             if dry_run:
                 _samples(results, console)
@@ -78,6 +104,6 @@ def run_sync(config: CrmbridgeConfig, console: Console, *, mapping: str | None, 
     try:
         asyncio.run(work())
     except CrmbridgeError as error:
-        console.print(f"[red]sync stopped:[/red] {error}")
+        shown.print(f"[red]sync stopped:[/red] {error}")
         return 1
     return 0

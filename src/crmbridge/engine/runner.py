@@ -36,6 +36,7 @@ from crmbridge.engine.adapters import (
 )
 from crmbridge.engine.events import EventsFlow, EventStats
 from crmbridge.engine.optouts import OptOutsFlow, OptOutStats
+from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.table_spec import build_table_spec, mapping_order
 from crmbridge.engine.tables import PassStats, TablesFlow
 from crmbridge.exceptions import ConfigError, CrmbridgeError
@@ -132,7 +133,12 @@ class Runner:
         return ref
 
     async def tables_flow(
-        self, mapping: TableMapping, *, dry_run: bool = False, progress: TablesProgress | None = None
+        self,
+        mapping: TableMapping,
+        *,
+        dry_run: bool = False,
+        progress: TablesProgress | None = None,
+        planned: PlannedLinks | None = None,
     ) -> TablesFlow:
         spec = build_table_spec(self.config, mapping)
         feed = DataverseChangeFeed(self.services.dataverse, await self.table_ref(mapping))
@@ -144,7 +150,14 @@ class Runner:
         )
         concurrency = max(1, self.config.campaign.max_concurrency * 4)
         return TablesFlow(
-            spec, feed, target, self.services.store, dry_run=dry_run, progress=progress, write_concurrency=concurrency
+            spec,
+            feed,
+            target,
+            self.services.store,
+            dry_run=dry_run,
+            progress=progress,
+            write_concurrency=concurrency,
+            planned=planned,
         )
 
     # --- passes ----------------------------------------------------------------------------------------------
@@ -164,11 +177,12 @@ class Runner:
         if not dry_run:
             await self._retry_requested_letters()
         results = []
+        planned = PlannedLinks()  # a dry run's children see the parents the same dry run would have written
         for mapping in mappings:
             if self._stopping.is_set():
                 break
             flow = await self.tables_flow(
-                mapping, dry_run=dry_run, progress=progress(mapping.name) if progress else None
+                mapping, dry_run=dry_run, progress=progress(mapping.name) if progress else None, planned=planned
             )
             stats = await self._tracked(f"tables:{mapping.name}", flow.run_pass(replay=replay), dry_run=dry_run)
             results.append(stats)

@@ -17,6 +17,7 @@ from typing import Any
 
 from crmbridge.engine.decide import Decision, Outcome, ReadKind, decide
 from crmbridge.engine.optout_merge import pair_key
+from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.ports import ChangeFeed, ChangePage, RecordTarget
 from crmbridge.engine.table_spec import TableSpec
 from crmbridge.exceptions import CheckpointExpired, ProtocolError, RecordError
@@ -127,6 +128,7 @@ class TablesFlow:
         progress: ProgressCallback | None = None,
         dry_run: bool = False,
         sample_diffs: int = 5,
+        planned: PlannedLinks | None = None,
     ) -> None:
         self.spec = spec
         self.feed = feed
@@ -137,6 +139,8 @@ class TablesFlow:
         self.progress = progress
         self.dry_run = dry_run
         self.sample_diffs = sample_diffs
+        # Dry runs only: what this and earlier mappings of the same dry run would have linked.
+        self.planned = planned if planned is not None else PlannedLinks()
 
     # --- the pass -------------------------------------------------------------------------------------------
 
@@ -218,13 +222,14 @@ class TablesFlow:
         changes = _last_change_per_id(page.changes)
         stats.read += len(changes)
         stats.pages += 1
-        links = self.store.links_for(self.spec.name, [c.id for c in changes])
+        links = self._links([c.id for c in changes])
         parent_links = self._parent_links([c for c in changes if isinstance(c, SourceChange)])
         decisions = [decide(self.spec, c, links.get(c.id), parent_links, read.kind) for c in changes]
         errors = await self._execute(decisions)
         for decision in decisions:
             stats.count(Outcome.FAIL if decision.source_id in errors else decision.outcome)
         if self.dry_run:
+            self.planned.record(self.spec.name, decisions, self.clock())
             await self._sample(decisions, links, stats)
         else:
             batch = self._batch(decisions, errors, links, read.kind is ReadKind.REBASELINE)
@@ -233,12 +238,19 @@ class TablesFlow:
         if self.progress is not None:
             self.progress(stats)
 
+    def _links(self, ids: Sequence[str]) -> dict[str, LinkRow]:
+        stored = self.store.links_for(self.spec.name, ids)
+        return self.planned.overlay(self.spec.name, stored, ids) if self.dry_run else stored
+
     def _parent_links(self, rows: Sequence[SourceChange]) -> dict[tuple[str, str], LinkRow]:
         found: dict[tuple[str, str], LinkRow] = {}
         for parent in self.spec.parents:
             ids = {str(r.values[parent.lookup_column]) for r in rows if r.values.get(parent.lookup_column)}
             if ids:
-                for parent_id, link in self.store.links_for(parent.parent_mapping, ids).items():
+                stored = self.store.links_for(parent.parent_mapping, ids)
+                if self.dry_run:
+                    stored = self.planned.overlay(parent.parent_mapping, stored, ids)
+                for parent_id, link in stored.items():
                     found[(parent.parent_mapping, parent_id)] = link
         return found
 
@@ -421,7 +433,7 @@ class TablesFlow:
 
     async def _retry_parked(self, stats: PassStats) -> None:
         """Children waiting for a parent: write those whose parent landed, dead-letter those waited too long."""
-        if not self.spec.parents or self.dry_run:
+        if not self.spec.parents:
             return
         now = self.clock()
         due = [c for c in self.store.pending_due(now, limit=5000) if c.mapping == self.spec.name]
@@ -429,11 +441,20 @@ class TablesFlow:
             return
         changes = [SourceChange(self.spec.table, c.source_id, c.payload) for c in due]
         parent_links = self._parent_links(changes)
-        links = self.store.links_for(self.spec.name, [c.source_id for c in due])
+        links = self._links([c.source_id for c in due])
         decisions = [decide(self.spec, c, links.get(c.id), parent_links, ReadKind.DELTA) for c in changes]
+        waits = {p.parent_mapping: p.max_wait for p in self.spec.parents}
+        if self.dry_run:
+            # Count what the real pass would do with them: write, or give up waiting (a dead letter).
+            for child, decision in zip(due, decisions, strict=True):
+                if decision.outcome is not Outcome.PARK:
+                    stats.count(decision.outcome)
+                elif now - child.parked_at > waits.get(child.parent_mapping, timedelta(hours=1)):
+                    stats.failed += 1
+            self.planned.record(self.spec.name, decisions, now)
+            return
         errors = await self._execute(decisions)
         batch = Batch(Flow.TABLES, self.spec.name)
-        waits = {p.parent_mapping: p.max_wait for p in self.spec.parents}
         for child, decision in zip(due, decisions, strict=True):
             if decision.outcome is Outcome.PARK:
                 if now - child.parked_at > waits.get(child.parent_mapping, timedelta(hours=1)):

@@ -1,0 +1,248 @@
+"""Both emulators as child processes, a test configuration, and the real CLI run as a subprocess.
+
+The emulators start once per session (starting them costs seconds); each test gets a clean org through their
+operator endpoints (reset, seed) and a fresh state file, so tests do not see each other's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crmbridge.emulators.launch import (
+    CAMPAIGN_CLIENT_ID,
+    CAMPAIGN_CLIENT_SECRET,
+    DYNAMICS_CLIENT_ID,
+    DYNAMICS_CLIENT_SECRET,
+    DYNAMICS_TENANT,
+    EmulatorProcess,
+    start_campaign,
+    start_dynamics,
+)
+from tests.e2e.oracle import CampaignReader, DataverseReader
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+CLI_TIMEOUT_S = 120.0
+
+
+def e2e_config_text(dynamics_url: str, ca_path: Path, campaign_url: str, state_path: Path) -> str:
+    """The demo's two table mappings (the oracle spells the same rules out by hand), opt-outs pushed to Campaign.
+
+    No events section: the email-events flow has its own e2e tests once the journal is in the Campaign emulator.
+    """
+    return f"""\
+version: 1
+dynamics:
+  org_url: {dynamics_url}
+  authority_host: {dynamics_url}
+  tenant_id: {DYNAMICS_TENANT}
+  client_id: "{DYNAMICS_CLIENT_ID}"
+  client_secret: {DYNAMICS_CLIENT_SECRET}
+  ca_bundle: {ca_path}
+  max_concurrency: 8
+campaign:
+  organization: acme
+  base_url: {campaign_url}
+  ims_url: {campaign_url}
+  client_id: {CAMPAIGN_CLIENT_ID}
+  client_secret: {CAMPAIGN_CLIENT_SECRET}
+  ims_org_id: "0123456789ABCDEF01234567@AdobeOrg"
+  max_concurrency: 8
+mappings:
+  - name: contacts
+    table: contact
+    entity_set: contacts
+    resource: profileAndServicesExt
+    key: {{dynamics: contactid, campaign: externalId}}
+    deletes: propagate
+    fields:
+      - {{dynamics: firstname, campaign: firstName}}
+      - {{dynamics: lastname, campaign: lastName}}
+      - {{dynamics: emailaddress1, campaign: email}}
+      - {{dynamics: telephone1, campaign: phone}}
+      - {{dynamics: address1_city, campaign: location.city}}
+      - {{dynamics: address1_postalcode, campaign: location.zipCode}}
+      - {{dynamics: birthdate, campaign: birthDate, apply_updates: false}}
+      - dynamics: gendercode
+        campaign: gender
+        picklist: label
+        replacements: {{Male: male, Female: female, null: unknown}}
+    filters:
+      conditions: [{{column: statecode, op: eq, value: 0}}]
+      on_filtered_out: delete
+  - name: vehicles
+    table: new_vehicle
+    entity_set: new_vehicles
+    resource: cusVehicle
+    key: {{dynamics: new_vehicleid, campaign: vehicleId}}
+    deletes: propagate
+    fields:
+      - {{dynamics: new_name, campaign: name}}
+      - {{dynamics: new_vin, campaign: vin}}
+      - {{dynamics: new_model, campaign: model}}
+      - {{dynamics: new_year, campaign: year}}
+    links:
+      - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 1h}}
+optouts:
+  mode: dynamics_to_campaign
+  pairs:
+    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
+state:
+  url: sqlite:///{state_path}
+"""
+
+
+@dataclass
+class CliResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def report(self) -> dict[str, Any]:
+        """The ``sync --json`` document."""
+        return dict(json.loads(self.stdout.strip().splitlines()[-1]))
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        return {row["mapping"]: row for row in self.report()["tables"]}
+
+
+def cli_command(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "crmbridge", "sync", "-c", str(config), *args]
+
+
+def cli_env() -> dict[str, str]:
+    # The worktree's own sources, whatever the venv has installed; no proxy settings from the caller's shell.
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    return env | {"PYTHONPATH": str(SRC), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+
+def run_sync(config: Path, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True) -> CliResult:
+    """``python -m crmbridge sync -c CONFIG ARGS`` as a subprocess; raises with its output when it fails."""
+    command = cli_command(config, *args)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=cli_env(), check=False)
+    result = CliResult(command, done.returncode, done.stdout, done.stderr)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return result
+
+
+@dataclass
+class Emulators:
+    """The two running emulators, with plain operator and oracle clients."""
+
+    dynamics: EmulatorProcess
+    campaign: EmulatorProcess
+
+    @classmethod
+    def start(cls, workdir: Path) -> Emulators:
+        dynamics = start_dynamics(workdir)
+        try:
+            campaign = start_campaign(workdir)
+        except BaseException:
+            dynamics.stop()
+            raise
+        return cls(dynamics, campaign)
+
+    def stop(self) -> None:
+        self.dynamics.stop()
+        self.campaign.stop()
+
+    def dynamics_operator(self) -> httpx.Client:
+        import ssl
+
+        assert self.dynamics.ca_path is not None
+        verify = ssl.create_default_context(cafile=str(self.dynamics.ca_path))
+        return httpx.Client(base_url=f"{self.dynamics.base_url}/_emulator", verify=verify, timeout=120.0)
+
+    def campaign_operator(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.campaign.base_url}/_emulator", timeout=60.0, trust_env=False)
+
+    def dataverse_reader(self) -> DataverseReader:
+        assert self.dynamics.ca_path is not None
+        return DataverseReader(
+            self.dynamics.base_url, self.dynamics.ca_path, DYNAMICS_TENANT, DYNAMICS_CLIENT_ID, DYNAMICS_CLIENT_SECRET
+        )
+
+    def campaign_reader(self) -> CampaignReader:
+        return CampaignReader(self.campaign.base_url, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET)
+
+    def write_config(self, directory: Path, *, campaign_url: str | None = None) -> Path:
+        """A config with a fresh state file; ``campaign_url`` points Campaign calls elsewhere (a kill proxy)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = directory / "state.db"
+        state.unlink(missing_ok=True)
+        path = directory / "crmbridge.yaml"
+        assert self.dynamics.ca_path is not None
+        campaign = campaign_url or self.campaign.base_url
+        path.write_text(e2e_config_text(self.dynamics.base_url, self.dynamics.ca_path, campaign, state.resolve()))
+        return path
+
+
+@dataclass
+class Org:
+    """A clean pair of instances for one test: seeded Dynamics, empty Campaign, a fresh state file."""
+
+    emulators: Emulators
+    config: Path
+    dataverse: DataverseReader
+    campaign: CampaignReader
+
+    def mutate(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.emulators.dynamics_operator() as operator:
+            answer = operator.post("/mutate", json=body)
+            answer.raise_for_status()
+            return dict(answer.json())
+
+    def update(self, table: str, ids: list[str], changes: dict[str, Any]) -> None:
+        self.mutate({"table": table, "ids": ids, "changes": changes})
+
+    def delete(self, table: str, ids: list[str]) -> None:
+        self.mutate({"table": table, "ids": ids, "deletes": len(ids)})
+
+    def advance_dynamics_clock(self, days: float) -> dict[str, Any]:
+        with self.emulators.dynamics_operator() as operator:
+            answer = operator.post("/clock", json={"advance_days": days})
+            answer.raise_for_status()
+            return dict(answer.json())
+
+    def set_latency(self, *, dynamics_ms: float, campaign_ms: float) -> None:
+        with self.emulators.dynamics_operator() as operator:
+            operator.put("/faults", json={"latency_ms": dynamics_ms}).raise_for_status()
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/config", json={"latencyMs": campaign_ms}).raise_for_status()
+
+    def dynamics_faults(self, **settings: Any) -> None:
+        with self.emulators.dynamics_operator() as operator:
+            operator.put("/faults", json=settings).raise_for_status()
+
+    def campaign_faults(self, **settings: Any) -> None:
+        with self.emulators.campaign_operator() as operator:
+            current = operator.get("/config").json()["faults"]
+            operator.post("/config", json={"faults": current | settings}).raise_for_status()
+
+    def close(self) -> None:
+        self.dataverse.close()
+        self.campaign.close()
+
+
+def clean_org(emulators: Emulators, directory: Path, *, contacts: int, vehicles_share: float, seed: int) -> Org:
+    """Reset both instances (faults and latency off), seed Dynamics, write a config with a fresh state file."""
+    with emulators.dynamics_operator() as operator:
+        operator.post("/reset").raise_for_status()
+        operator.put("/faults", json={"latency_ms": 0, "drop_after_rate": 0, "seed": seed}).raise_for_status()
+        if contacts:
+            operator.post(
+                "/seed", json={"contacts": contacts, "vehicles_share": vehicles_share, "seed": seed}
+            ).raise_for_status()
+    with emulators.campaign_operator() as operator:
+        operator.post("/reset").raise_for_status()
+        operator.post("/config", json={"faults": {"seed": seed}}).raise_for_status()
+    return Org(emulators, emulators.write_config(directory), emulators.dataverse_reader(), emulators.campaign_reader())

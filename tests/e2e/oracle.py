@@ -1,0 +1,255 @@
+"""What Campaign must hold, computed from what Dynamics holds, written independently of crmbridge.
+
+It must not import ``crmbridge.mapping`` or ``crmbridge.engine``: it reads Dataverse with plain httpx (a token
+from the emulator's Entra endpoint) and applies the test configuration's mapping rules by hand, then reads ACS
+with plain httpx (an IMS token, ``_lineCount`` pages, ``next.href``). If crmbridge and the oracle agree on a bug,
+it is because both were written to the same wrong reading of the config, not because they share code.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+
+# The mapping rules of tests/e2e/harness.py's E2E_CONFIG, spelled out by hand.
+CONTACT_FIELDS = {
+    "firstname": "firstName",
+    "lastname": "lastName",
+    "emailaddress1": "email",
+    "telephone1": "phone",
+    "address1_city": "location.city",
+    "address1_postalcode": "location.zipCode",
+    "birthdate": "birthDate",
+}
+GENDER = {"Male": "male", "Female": "female", None: "unknown"}
+OPT_OUTS = {"donotbulkemail": "blackListEmail"}
+VEHICLE_FIELDS = {"new_name": "name", "new_vin": "vin", "new_model": "model", "new_year": "year"}
+PROFILE_PATH = "/acme/campaign/profileAndServicesExt/profile"
+VEHICLE_PATH = "/acme/campaign/profileAndServicesExt/cusVehicle"
+
+
+class DataverseReader:
+    """Plain Web API reads: client credentials at the emulator's token endpoint, then paged GETs."""
+
+    def __init__(self, base_url: str, ca_path: Path, tenant: str, client_id: str, client_secret: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(
+            base_url=base_url, verify=ssl.create_default_context(cafile=str(ca_path)), timeout=60.0, trust_env=False
+        )
+        self._credentials = (tenant, client_id, client_secret)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def headers(self) -> dict[str, str]:
+        # A new token per call: tests move the emulator clock by days, which expires any cached one.
+        tenant, client_id, secret = self._credentials
+        answer = self.http.post(
+            f"/{tenant}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": f"{self.base_url}/.default",
+            },
+        )
+        answer.raise_for_status()
+        return {
+            "Authorization": f"Bearer {answer.json()['access_token']}",
+            "Accept": "application/json",
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+        }
+
+    def rows(self, entity_set: str, columns: list[str]) -> list[dict[str, Any]]:
+        headers = self.headers() | {
+            "Prefer": 'odata.maxpagesize=5000,odata.include-annotations="OData.Community.Display.V1.FormattedValue"'
+        }
+        url: str | None = f"/api/data/v9.2/{entity_set}?$select={','.join(columns)}"
+        found: list[dict[str, Any]] = []
+        while url is not None:
+            page = self.http.get(url, headers=headers)
+            page.raise_for_status()
+            body = page.json()
+            found.extend(body["value"])
+            url = body.get("@odata.nextLink")
+        return found
+
+    def create(self, entity_set: str, values: Mapping[str, Any]) -> str:
+        answer = self.http.post(
+            f"/api/data/v9.2/{entity_set}",
+            json=dict(values),
+            headers=self.headers() | {"Prefer": "return=representation"},
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        return str(body[_primary_id(entity_set)])
+
+
+def _primary_id(entity_set: str) -> str:
+    return {"contacts": "contactid", "new_vehicles": "new_vehicleid"}[entity_set]
+
+
+class CampaignReader:
+    """Plain ACS reads: an IMS token, then ``_lineCount`` pages following ``next.href``."""
+
+    def __init__(self, base_url: str, client_id: str, client_secret: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=60.0, trust_env=False)
+        self._credentials = (client_id, client_secret)
+        self._headers: dict[str, str] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            client_id, secret = self._credentials
+            answer = self.http.post(
+                "/ims/token/v3",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "scope": "AdobeID,openid,campaign_sdk",
+                },
+            )
+            answer.raise_for_status()
+            self._headers = {"Authorization": f"Bearer {answer.json()['access_token']}", "X-Api-Key": client_id}
+        return self._headers
+
+    def rows(self, path: str) -> Iterator[dict[str, Any]]:
+        url: str | None = f"{path}?_lineCount=500"
+        while url is not None:
+            page = self.http.get(url, headers=self.headers())
+            if page.status_code == 401:  # the IMS token outlived the emulator clock: fetch a new one
+                self._headers = None
+                continue
+            page.raise_for_status()
+            body = page.json()
+            yield from body["content"]
+            url = (body.get("next") or {}).get("href")
+
+
+@dataclass
+class CampaignState:
+    """Campaign's rows by business key, with how many rows carry each key (duplicates show as counts > 1)."""
+
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vehicles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    key_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+def read_campaign(reader: CampaignReader) -> CampaignState:
+    state = CampaignState()
+    pkey_to_external: dict[str, str] = {}
+    for row in reader.rows(PROFILE_PATH):
+        key = str(row.get("externalId") or "")
+        pkey_to_external[str(row["PKey"])] = key
+        state.key_counts[("profile", key)] += 1
+        state.profiles[key] = {
+            "firstName": row.get("firstName"),
+            "lastName": row.get("lastName"),
+            "email": row.get("email"),
+            "phone": row.get("phone"),
+            "location.city": (row.get("location") or {}).get("city"),
+            "location.zipCode": (row.get("location") or {}).get("zipCode"),
+            "birthDate": row.get("birthDate"),
+            "gender": row.get("gender"),
+            "blackListEmail": row.get("blackListEmail"),
+        }
+    for row in reader.rows(VEHICLE_PATH):
+        key = str(row.get("vehicleId") or "")
+        state.key_counts[("cusVehicle", key)] += 1
+        link = row.get("profile") or {}
+        state.vehicles[key] = {
+            "name": row.get("name"),
+            "vin": row.get("vin"),
+            "model": row.get("model"),
+            "year": row.get("year"),
+            "profile": pkey_to_external.get(str(link.get("PKey")), f"<unknown PKey {link.get('PKey')}>")
+            if link
+            else None,
+        }
+    return state
+
+
+@dataclass
+class Expected:
+    profiles: dict[str, dict[str, Any]]
+    vehicles: dict[str, dict[str, Any]]
+
+
+CONTACT_COLUMNS = ["contactid", "statecode", "gendercode", *CONTACT_FIELDS, *OPT_OUTS]
+VEHICLE_COLUMNS = ["new_vehicleid", "_new_contactid_value", *VEHICLE_FIELDS]
+
+
+def expected_campaign(reader: DataverseReader) -> Expected:
+    """Apply the test config's rules to what Dynamics holds now."""
+    return expected_from_rows(reader.rows("contacts", CONTACT_COLUMNS), reader.rows("new_vehicles", VEHICLE_COLUMNS))
+
+
+def expected_from_rows(contacts: list[dict[str, Any]], vehicles: list[dict[str, Any]]) -> Expected:
+    profiles: dict[str, dict[str, Any]] = {}
+    for row in contacts:
+        if row.get("statecode") != 0:  # filter statecode eq 0; on_filtered_out: delete
+            continue
+        values = {acs: row.get(column) for column, acs in CONTACT_FIELDS.items()}
+        values["gender"] = GENDER.get(row.get("gendercode" + FORMATTED), "<no replacement>")
+        for column, acs in OPT_OUTS.items():  # dynamics_to_campaign opt-outs: Dynamics owns the flag
+            values[acs] = bool(row.get(column))
+        profiles[str(row["contactid"])] = values
+    expected_vehicles: dict[str, dict[str, Any]] = {}
+    for row in vehicles:
+        contact = row.get("_new_contactid_value")
+        if contact is not None and str(contact) not in profiles:
+            continue  # a vehicle whose contact is not in Campaign is parked, never an orphan
+        values = {acs: row.get(column) for column, acs in VEHICLE_FIELDS.items()}
+        values["profile"] = str(contact) if contact is not None else None
+        expected_vehicles[str(row["new_vehicleid"])] = values
+    return Expected(profiles, expected_vehicles)
+
+
+def _normal(value: Any) -> Any:
+    # ACS answers "" for an unset string and 0 for an unset integer.
+    if value is None or value == "":
+        return ""
+    return value
+
+
+def differences(expected: Expected, actual: CampaignState, *, limit: int = 20) -> list[str]:
+    """Row by row, field by field; duplicated business keys too. Empty when Campaign is what Dynamics implies."""
+    found: list[str] = []
+    for (resource, key), count in sorted(actual.key_counts.items()):
+        if count != 1:
+            found.append(f"{resource} {key}: {count} rows carry this business key")
+    for name, want, have in (
+        ("profile", expected.profiles, actual.profiles),
+        ("cusVehicle", expected.vehicles, actual.vehicles),
+    ):
+        for key in sorted(want.keys() - have.keys()):
+            found.append(f"{name} {key}: missing in Campaign")
+        for key in sorted(have.keys() - want.keys()):
+            found.append(f"{name} {key}: in Campaign but Dynamics implies none")
+        for key in sorted(want.keys() & have.keys()):
+            for field_name, value in want[key].items():
+                got = have[key].get(field_name)
+                if field_name == "year" and value is None:
+                    value = 0
+                if _normal(value) != _normal(got):
+                    found.append(f"{name} {key}.{field_name}: Campaign has {got!r}, Dynamics implies {value!r}")
+    return found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
+
+
+def stored_rows(campaign_operator: httpx.Client) -> dict[str, int]:
+    """Rows Campaign stores per resource, including children hidden behind a missing mandatory link (orphans)."""
+    answer = campaign_operator.get("/stats")
+    answer.raise_for_status()
+    return {str(k): int(v) for k, v in answer.json()["rows"].items()}
