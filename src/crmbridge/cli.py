@@ -138,8 +138,8 @@ def state_purge(
     and unmatched email events are deleted.
 
     Nothing else is touched: checkpoints, links, the event ledger and the opt-out log hold ids and flags, not names
-    or email addresses. Run it daily
-    (cron, a systemd timer); the service does not purge on its own.
+    or email addresses. `crmbridge run` applies the configured retention every hour; run this where no service
+    runs (cron, a systemd timer), or for a one-off purge.
     """
     cutoff = datetime.now(UTC) - timedelta(days=older_than)
     try:
@@ -154,6 +154,40 @@ def state_purge(
         f"{result.dead_letter_payloads_cleared} dead-letter payloads cleared, "
         f"{result.unmatched_deleted} unmatched events deleted"
     )
+
+
+# --- opt-outs ----------------------------------------------------------------------------------------------
+
+optouts_app = typer.Typer(help="The opt-out audit log and conflicts.", no_args_is_help=True)
+app.add_typer(optouts_app, name="optouts")
+
+
+@optouts_app.command("history")
+def optouts_history(
+    contact: str = typer.Argument(..., help="The contact id (Dynamics contactid = Campaign externalId)."),
+    state: str = typer.Option(
+        DEFAULT_STATE_URL,
+        "--state",
+        metavar="URL",
+        help="State store URL: sqlite:///path/state.db or postgresql://user@host/db.",
+    ),
+) -> None:
+    """Every opt-out change crmbridge made for one contact (when, which side, old and new value, why, under which
+    rule), then the conflicts it resolved for that contact. Exit code 1 when it has none.
+    """
+    from crmbridge.state.report import optout_history_tables
+
+    try:
+        with StateStore.open(state, create=False) as store:
+            writes, conflicts = store.optout_history(contact)
+    except ConfigError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    if not writes and not conflicts:
+        console.print(f"crmbridge made no opt-out change and saw no conflict for contact {contact}.")
+        raise typer.Exit(1)
+    for table in optout_history_tables(contact, writes, conflicts):
+        console.print(table)
 
 
 # --- emulate ------------------------------------------------------------------------------------------------

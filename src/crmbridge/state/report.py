@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from rich.table import Table
 
-from crmbridge.state.rows import Flow, ScopeSummary, StateInfo
+from crmbridge.state.rows import ConflictRecord, Flow, OptOutWrite, ScopeSummary, StateInfo
 
-__all__ = ["describe_age", "info_tables"]
+__all__ = ["describe_age", "info_tables", "optout_history_tables"]
 
 Column = tuple[str, Callable[[ScopeSummary], str]]
 
@@ -76,3 +76,39 @@ def info_tables(info: StateInfo, now: datetime) -> list[Table]:
     if (info.ledger_events or info.unmatched_events) and Flow.EVENTS.value not in by_flow:
         by_flow[Flow.EVENTS.value] = []
     return [_flow_table(flow, scopes, info, now) for flow, scopes in by_flow.items()]
+
+
+def optout_history_tables(
+    contact: str, writes: Sequence[OptOutWrite], conflicts: Sequence[ConflictRecord]
+) -> list[Table]:
+    """``crmbridge optouts history``: the audit log of one contact, then its conflicts."""
+    log = Table(title=f"Opt-out changes crmbridge made for contact {contact}")
+    for name in ("when (UTC)", "pair", "written to", "old → new", "why", "rule"):
+        log.add_column(name)
+    for write in writes:
+        log.add_row(
+            f"{write.at:%Y-%m-%d %H:%M:%S}",
+            write.pair,
+            write.side_written,
+            f"{write.old_value} → {write.new_value}",
+            write.reason,
+            write.rule or "",
+        )
+    found = Table(title=f"Conflicts for contact {contact}")
+    for name in ("when (UTC)", "pair", "Dynamics", "Campaign", "winner", "rule", "result"):
+        found.add_column(name)
+    for conflict in conflicts:
+        found.add_row(
+            f"{conflict.at:%Y-%m-%d %H:%M:%S}",
+            conflict.pair,
+            f"{conflict.dynamics_value} ({_when(conflict.dynamics_changed_at)})",
+            f"{conflict.campaign_value} ({_when(conflict.campaign_changed_at)})",
+            conflict.winner,
+            conflict.rule,
+            str(conflict.resolved_value),
+        )
+    return [log, found]
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment is not None else "no timestamp"

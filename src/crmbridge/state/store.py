@@ -32,6 +32,7 @@ from crmbridge.state.rows import (
     Flow,
     LinkRow,
     OptOutState,
+    OptOutWrite,
     ParkedChild,
     PurgeResult,
     RunStatus,
@@ -234,6 +235,20 @@ class StateStore:
         with self._db.reading() as connection:
             rows = connection.execute(query).mappings().all()
         return [ConflictRecord(**{key: value for key, value in row.items() if key != "id"}) for row in rows]
+
+    def optout_history(self, contact_id: str) -> tuple[list[OptOutWrite], list[ConflictRecord]]:
+        """Every opt-out write crmbridge made for this contact, and its conflicts, oldest first."""
+        log, table = schema.optout_log, schema.conflicts
+        with self._db.reading() as connection:
+            writes = connection.execute(
+                sa.select(log).where(log.c.contact_id == contact_id).order_by(log.c.at, log.c.id)
+            ).mappings()
+            history = [OptOutWrite(**{k: v for k, v in row.items() if k != "id"}) for row in writes]
+            found = connection.execute(
+                sa.select(table).where(table.c.contact_id == contact_id).order_by(table.c.at, table.c.id)
+            ).mappings()
+            conflicts = [ConflictRecord(**{k: v for k, v in row.items() if k != "id"}) for row in found]
+        return history, conflicts
 
     def last_runs(self) -> dict[tuple[str, str], RunRecord]:
         """(flow, scope) -> the latest run with its counts and error."""
