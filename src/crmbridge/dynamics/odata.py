@@ -233,21 +233,34 @@ def batch_content_type(boundary: str) -> str:
     return f'multipart/mixed; boundary="{boundary}"'
 
 
-def encode_batch_request(parts: Sequence[BatchPart], boundary: str) -> bytes:
-    """The §6.2 body: CRLF everywhere, change sets nested with their own boundary."""
+def _multipart(boundary: str, parts: Sequence[bytes | tuple[str, str, Sequence[bytes]]]) -> bytes:
+    """One multipart/mixed body with CRLF framing; a tuple part is a nested change set (its Content-Type line,
+    its boundary and its encoded parts). Shared by the request (§6.2) and response (§6.3) encoders."""
     out = bytearray()
     for part in parts:
         out += b"--" + boundary.encode() + CRLF
-        if isinstance(part, ChangeSet):
-            inner = part.boundary or f"changeset_{uuid.uuid4()}"
-            out += f"Content-Type: {batch_content_type(inner)}".encode() + CRLF + CRLF
-            for request in part.requests:
-                out += b"--" + inner.encode() + CRLF + _encode_request_part(request) + CRLF
+        if isinstance(part, tuple):
+            content_type, inner, members = part
+            out += f"Content-Type: {content_type}".encode() + CRLF + CRLF
+            for member in members:
+                out += b"--" + inner.encode() + CRLF + member + CRLF
             out += b"--" + inner.encode() + b"--" + CRLF
         else:
-            out += _encode_request_part(part) + CRLF
+            out += part + CRLF
     out += b"--" + boundary.encode() + b"--" + CRLF
     return bytes(out)
+
+
+def encode_batch_request(parts: Sequence[BatchPart], boundary: str) -> bytes:
+    """The §6.2 body: CRLF everywhere, change sets nested with their own boundary."""
+    encoded: list[bytes | tuple[str, str, Sequence[bytes]]] = []
+    for part in parts:
+        if isinstance(part, ChangeSet):
+            inner = part.boundary or f"changeset_{uuid.uuid4()}"
+            encoded.append((batch_content_type(inner), inner, [_encode_request_part(r) for r in part.requests]))
+        else:
+            encoded.append(_encode_request_part(part))
+    return _multipart(boundary, encoded)
 
 
 def _encode_request_part(request: BatchRequest) -> bytes:
@@ -261,19 +274,15 @@ def _encode_request_part(request: BatchRequest) -> bytes:
 
 def encode_batch_response(parts: Sequence[BatchResponse | ChangeSetResponse], boundary: str) -> bytes:
     """The §6.3 body; boundaries are written unquoted as in Microsoft's examples."""
-    out = bytearray()
+    encoded: list[bytes | tuple[str, str, Sequence[bytes]]] = []
     for part in parts:
-        out += b"--" + boundary.encode() + CRLF
         if isinstance(part, ChangeSetResponse):
             inner = part.boundary or f"changesetresponse_{uuid.uuid4()}"
-            out += f"Content-Type: multipart/mixed; boundary={inner}".encode() + CRLF + CRLF
-            for response in part.responses:
-                out += b"--" + inner.encode() + CRLF + _encode_response_part(response) + CRLF
-            out += b"--" + inner.encode() + b"--" + CRLF
+            members = [_encode_response_part(r) for r in part.responses]
+            encoded.append((f"multipart/mixed; boundary={inner}", inner, members))
         else:
-            out += _encode_response_part(part) + CRLF
-    out += b"--" + boundary.encode() + b"--" + CRLF
-    return bytes(out)
+            encoded.append(_encode_response_part(part))
+    return _multipart(boundary, encoded)
 
 
 def _encode_response_part(response: BatchResponse) -> bytes:
