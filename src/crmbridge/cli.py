@@ -436,10 +436,14 @@ def sync(
 
 @app.command("run")
 def run(config_path: Path = _CONFIG_OPTION) -> None:
-    """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (finishes the batch in hand)."""
+    """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (ends the batch in hand).
+
+    The configuration file is watched (SIGHUP checks it at once): a changed mapping is applied without stopping the
+    other flows; an invalid file is logged and ignored.
+    """
     from crmbridge.service import run_service
 
-    raise typer.Exit(run_service(_load(config_path), console))
+    raise typer.Exit(run_service(_load(config_path), console, config_path))
 
 
 _DEMO_WORKDIR_OPTION = typer.Option(Path(".crmbridge/demo"), "--workdir", help="Where the demo keeps its files.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -585,7 +585,7 @@ def _diff(current: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[
     return {name: (old.get(name), new) for name, new in _flatten(values).items() if old.get(name) != new}
 
 
-async def _prefetched(pages: AsyncIterator[ChangePage]) -> AsyncIterator[ChangePage]:
+async def _prefetched(pages: AsyncIterator[ChangePage]) -> AsyncGenerator[ChangePage, None]:
     """Yield pages while the next one is already being fetched (reads overlap writes; order is kept)."""
     iterator = aiter(pages)
     pending: asyncio.Task[ChangePage] | None = asyncio.ensure_future(anext(iterator))
