@@ -418,7 +418,8 @@ def sync(
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
-        help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make.",
+        help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make, and the "
+        "Dataverse requests and ACS engine calls it would spend.",
     ),
     replay: bool = typer.Option(False, "--replay", help="Re-read the whole table and rewrite every row (resumable)."),
     json_output: bool = typer.Option(
