@@ -250,7 +250,7 @@ class TablesFlow:
         links = self._links([c.id for c in changes])
         parent_links = self._parent_links([c for c in changes if isinstance(c, SourceChange)])
         decisions = [decide(self.spec, c, links.get(c.id), parent_links, read.kind) for c in changes]
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         for decision in decisions:
             stats.count(Outcome.FAIL if decision.source_id in errors else decision.outcome)
         if self.dry_run:
@@ -279,8 +279,11 @@ class TablesFlow:
                     found[(parent.parent_mapping, parent_id)] = link
         return found
 
-    async def _execute(self, decisions: Sequence[Decision]) -> dict[str, RecordError]:
-        """Run the page's writes with bounded concurrency; record errors are collected, anything else aborts."""
+    async def _execute(self, decisions: Sequence[Decision], *, stoppable: bool = False) -> dict[str, RecordError]:
+        """Run the page's writes with bounded concurrency; record errors are collected, anything else aborts.
+
+        ``stoppable`` (within a pass): after a stop request no new write starts and the batch is abandoned.
+        """
         errors: dict[str, RecordError] = {}
         if self.dry_run:
             return errors
@@ -290,7 +293,7 @@ class TablesFlow:
         async def write(decision: Decision) -> None:
             assert decision.key is not None
             async with gate:
-                if self.should_stop():  # writes in flight finish; no new one starts
+                if stoppable and self.should_stop():  # writes in flight finish; no new one starts
                     unsent.append(decision.source_id)
                     return
                 try:
@@ -455,7 +458,7 @@ class TablesFlow:
             return
         links = self.store.links_for(self.spec.name, [t.id for t in tombstones])
         decisions = [decide(self.spec, t, links.get(t.id), {}, ReadKind.REBASELINE) for t in tombstones]
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         for decision in decisions:
             stats.count(Outcome.FAIL if decision.source_id in errors else decision.outcome)
         # Links of tombstones that are not propagated are marked deleted too: the row is gone from Dynamics.
@@ -486,7 +489,7 @@ class TablesFlow:
                     stats.failed += 1
             self.planned.record(self.spec.name, decisions, now)
             return
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         batch = Batch(Flow.TABLES, self.spec.name)
         for child, decision in zip(due, decisions, strict=True):
             if decision.outcome is Outcome.PARK:
