@@ -59,8 +59,10 @@ class Counted:
         return self.requests, self.engine_calls
 
 
-def config(state: Path, *, identification_keys: bool) -> CrmbridgeConfig:
+def config(state: Path, *, identification_keys: bool, entity_sets: bool = True) -> CrmbridgeConfig:
     text = config_text(state).replace("\ncampaign:\n", "\n  page_size: 5\ncampaign:\n")  # several pages per read
+    if not entity_sets:  # looked up in the table metadata instead
+        text = text.replace("    entity_set: contacts\n", "").replace("    entity_set: new_vehicles\n", "")
     if identification_keys:
         text = text.replace("\ncampaign:\n", "\ncampaign:\n  keys_are_identification_keys: true\n")
     return parse_config(text)
@@ -110,16 +112,21 @@ async def make_changes(services: Services) -> None:
     await dv.update("new_vehicles", str(vehicles[0]["new_vehicleid"]), {"new_name": "Renamed"})
 
 
-@pytest.mark.parametrize("identification_keys", [False, True])
-async def test_the_dry_run_budget_is_what_the_real_pass_then_sends(tmp_path: Path, identification_keys: bool) -> None:
+@pytest.mark.parametrize(("identification_keys", "entity_sets"), [(False, True), (True, True), (False, False)])
+async def test_the_dry_run_budget_is_what_the_real_pass_then_sends(
+    tmp_path: Path, identification_keys: bool, entity_sets: bool
+) -> None:
     plain = make_emulators()
     await plain.seed(12)
     dynamics, campaign = Counted(plain.dynamics, "/api/data/"), Counted(plain.campaign, "/acme/campaign/")
     emulators = Emulators(cast(Any, dynamics), cast(Any, campaign))
-    async with emulators.services(config(tmp_path / "state.db", identification_keys=identification_keys)) as services:
+    settings = config(tmp_path / "state.db", identification_keys=identification_keys, entity_sets=entity_sets)
+    assert settings.mapping("contacts").entity_set == ("contacts" if entity_sets else None)
+    async with emulators.services(settings) as services:
         initial_estimate, initial_sent = await dry_run_then_real_pass(services, dynamics, campaign)
         assert initial_estimate == initial_sent, campaign.seen
-        assert initial_sent["contacts"]["dataverse_requests"] == 3  # 12 contacts, 5 a page
+        # 12 contacts, 5 a page; and the table's metadata when the entity set is not configured
+        assert initial_sent["contacts"]["dataverse_requests"] == (3 if entity_sets else 4)
 
         await make_changes(services)
         estimate, sent = await dry_run_then_real_pass(services, dynamics, campaign)
