@@ -62,6 +62,7 @@ class StandInRunner:
         self.stopping = asyncio.Event()
         self.gates: dict[str, asyncio.Event] = {}
         self.log: list[tuple[str, str]] = []
+        self.stop_checks: dict[str, Callable[[], bool]] = {}  # the should_stop of each flow's latest pass
 
     def stop(self) -> None:
         self.stopping.set()
@@ -71,6 +72,7 @@ class StandInRunner:
 
     async def run_flow(self, key: str, *, should_stop: Callable[[], bool]) -> None:
         self.log.append(("start", key))
+        self.stop_checks[key] = should_stop
         gate = self.gates.get(key)
         if gate is not None:
             await gate.wait()
@@ -157,3 +159,26 @@ def test_an_interval_change_restarts_that_loop_and_nothing_else() -> None:
     assert new["tables:vehicles"].interval == timedelta(minutes=5)
     assert new["tables:contacts"].interval == timedelta(hours=1)  # service.interval when a mapping has none
     assert new["tables:vehicles"].parents == ("tables:contacts",)
+
+
+async def test_a_stop_reaches_the_passes_in_progress_and_a_reload_only_those_of_the_loops_it_ends() -> None:
+    runner = StandInRunner(config(contacts="PT0.01S"))
+    runner.gates["tables:leads"] = asyncio.Event()
+    runner.gates["tables:vehicles"] = asyncio.Event()
+    schedule = Schedule(cast(Any, runner))
+    task = asyncio.create_task(schedule.run())
+    await until(lambda: {"tables:leads", "tables:vehicles"} <= set(runner.stop_checks), "both blocked passes")
+
+    # A reload that removes leads asks its pass in progress to stop, and nothing else.
+    without_leads = config(contacts="PT0.01S", edit=lambda text: text[: text.index("  - name: leads")])
+    reload = asyncio.create_task(schedule.reload(without_leads))
+    await until(lambda: runner.stop_checks["tables:leads"](), "the stop request to the removed loop's pass")
+    assert not runner.stop_checks["tables:vehicles"]()
+    assert not reload.done()  # the removed loop's batch in hand ends first
+    runner.gates["tables:leads"].set()
+    assert (await reload).stop == ("tables:leads",)
+
+    runner.stop()  # SIGTERM: the pass in progress is asked to stop, the service waits for it
+    assert runner.stop_checks["tables:vehicles"]()
+    runner.gates["tables:vehicles"].set()
+    await task
