@@ -38,7 +38,7 @@ def _summary_row(row: dict[str, float]) -> dict[str, float]:
 
     written: rows created, updated or deleted in the target (both targets for opt-outs). waiting: kept to be
     written later (vehicles whose contact is not synced yet, events whose profile has no contact). failed: refused
-    by the target, each one a dead letter.
+    by the target, once per pass that tried (the record's dead letter counts the attempts).
     """
     skipped = row.get("skipped", 0) + row.get("filtered", 0) + row.get("duplicates", 0) + row.get("not_enabled", 0)
     written = row.get("created", 0) + row.get("updated", 0) + row.get("deleted", 0)
@@ -67,7 +67,8 @@ def print_summary(totals: Totals, console: Console, seconds: float) -> None:
     console.print(table)
     console.print(
         "[dim]waiting: kept and written later (a vehicle whose contact is not synced, an event whose profile has no"
-        " contact); failed: refused by the target, each one a dead letter on the dashboard.[/dim]"
+        " contact); failed: refused by the target (once per pass; the record waits as a dead letter on the"
+        " dashboard).[/dim]"
     )
 
 

@@ -299,15 +299,15 @@ def profiles_with_flag_changed_since(reader: CampaignReader, flag: str, moment: 
 class StoredOutcome:
     """What crmbridge's state file says, read with plain SQL (no crmbridge code)."""
 
-    dead_letters: list[tuple[str, str, str, str]]  # flow, mapping, record_key, status
+    dead_letters: list[tuple[str, str, str, str, int]]  # flow, mapping, record_key, status, attempts
     unmatched_events: int
     conflicts: list[tuple[str, str]]  # contact_id, winner
 
 
 def read_state_file(path: Path) -> StoredOutcome:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        letters = connection.execute("SELECT flow, mapping, record_key, status FROM dead_letters ORDER BY id")
-        dead_letters = [(str(a), str(b), str(c), str(d)) for a, b, c, d in letters]
+        letters = connection.execute("SELECT flow, mapping, record_key, status, attempts FROM dead_letters ORDER BY id")
+        dead_letters = [(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in letters]
         (unmatched,) = connection.execute("SELECT count(*) FROM unmatched_events").fetchone()
         conflicts = [(str(a), str(b)) for a, b in connection.execute("SELECT contact_id, winner FROM conflicts")]
     return StoredOutcome(dead_letters, int(unmatched), conflicts)

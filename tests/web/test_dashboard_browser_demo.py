@@ -63,6 +63,7 @@ def _check_dashboard(demo: RunningDemo) -> None:
             expect(letter.locator(".letter-status")).to_have_text("open")
             letter_id = letter.get_attribute("data-letter")
             assert letter_id is not None
+            before = int(letter.locator("td.num").inner_text())  # 2 when a live edit made a pass refuse it again
             expect(letter.get_by_role("button", name="Retry")).to_be_disabled()  # locked until the token is given
 
             page.fill('input[name="token"]', demo.token)
@@ -74,12 +75,12 @@ def _check_dashboard(demo: RunningDemo) -> None:
             row = page.locator(f'tr[data-letter="{letter_id}"]')
             status, attempts = row.locator(".letter-status"), row.locator("td.num")
             if status.inner_text() != "retrying":  # the runner's pass came before the page did
-                expect(attempts).to_have_text("2")
+                expect(attempts).to_have_text(str(before + 1))
 
             # The page refreshes itself: the runner re-reads the contact, Campaign refuses it again, the letter
-            # is open once more with a second attempt (the email was not fixed in Dynamics).
+            # is open once more with one more attempt (the email was not fixed in Dynamics).
             page.check("#autorefresh")
-            expect(attempts).to_have_text("2", timeout=RETRIED_WITHIN_MS)
+            expect(attempts).to_have_text(str(before + 1), timeout=RETRIED_WITHIN_MS)
             expect(status).to_have_text("open", timeout=RETRIED_WITHIN_MS)
             page.uncheck("#autorefresh")
             assert not [text for text in errors if "Content Security Policy" in text], errors
