@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from crmbridge.config import load_config
+from crmbridge.config import CrmbridgeConfig, load_config
 from crmbridge.demo_changes import (
     CAMPAIGN_SECRET_ENV,
     DYNAMICS_SECRET_ENV,
@@ -297,7 +297,7 @@ async def _run(options: DemoOptions, emulators: DemoEmulators, console: Console,
     config = load_config(config_path)
     console.print(f"  configuration       {config_path}")
     problem = await asyncio.to_thread(create_problem_contact, emulators)
-    console.print(f"  contact {problem} has two addresses in one email field: Campaign will refuse it")
+    console.print(f"  problem contact     {problem}  (two addresses in its email field: Campaign will refuse it)")
     totals = Totals()
     started = time.monotonic()
     async with Services.open(config) as services:
@@ -315,32 +315,46 @@ async def _run(options: DemoOptions, emulators: DemoEmulators, console: Console,
             await _sync_all(runner, console, "Incremental sync", totals, None)
             seconds = time.monotonic() - started
             print_summary(totals, console, seconds)
-            summary_path = options.workdir / SUMMARY_FILE
-            write_summary_file(
-                summary_path,
-                totals,
-                seconds,
-                live_changes=changes.as_json(),
-                problem_contact=problem,
-                dashboard=dashboard.url,
-                config=str(config_path.resolve()),
-                state_url=config.state.url,
-                emulators=emulators.describe(),
-                demo_pid=os.getpid(),
-                keep_running=options.keep_running,
-            )
+            details = {"live_changes": changes.as_json(), "problem_contact": problem, "dashboard": dashboard.url}
+            _finish(options, emulators, console, config, token, totals, seconds, details)
             outcome.summary_shown = True
-            console.print(f"State store: {config.state.url}  (`crmbridge state info --state {config.state.url}`)")
-            console.print(f"Summary:     {summary_path}")
-            console.print(f"Dashboard:   {dashboard.url}/   metrics: {dashboard.url}/metrics")
-            console.print(f"Dashboard token: {token}   (unlocks Retry and Drop on the dashboard)")
             if options.keep_running:
                 console.print(f"Running every flow on its interval with {config_path}; Ctrl-C stops everything.")
                 stopper.runner, stopper.grace = runner, config.service.shutdown_grace.total_seconds()
                 if not stopper.requested:
                     await runner.run_forever()
+                console.print("stopped: every flow finished its batch")
         finally:
             await dashboard.stop()
+
+
+def _finish(
+    options: DemoOptions,
+    emulators: DemoEmulators,
+    console: Console,
+    config: CrmbridgeConfig,
+    token: str,
+    totals: Totals,
+    seconds: float,
+    details: dict[str, Any],
+) -> None:
+    """Write ``summary.json`` and print where everything is."""
+    summary_path = options.workdir / SUMMARY_FILE
+    write_summary_file(
+        summary_path,
+        totals,
+        seconds,
+        **details,
+        config=str((options.workdir / "crmbridge.yaml").resolve()),
+        state_url=config.state.url,
+        emulators=emulators.describe(),
+        demo_pid=os.getpid(),
+        keep_running=options.keep_running,
+    )
+    console.print(f"State store: {config.state.url}  (`crmbridge state info --state {config.state.url}`)")
+    console.print(f"Summary:     {summary_path}")
+    console.print(f"Dashboard:   {details['dashboard']}/   metrics: {details['dashboard']}/metrics")
+    console.print(f"Dashboard token: {token}   (unlocks Retry and Drop on the dashboard)")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
