@@ -355,6 +355,10 @@ def _finish(
     console.print(f"Summary:     {summary_path}")
     console.print(f"Dashboard:   {details['dashboard']}/   metrics: {details['dashboard']}/metrics")
     console.print(f"Dashboard token: {token}   (unlocks Retry and Drop on the dashboard)")
+    if not options.keep_running:
+        console.print(
+            "The dashboard and the emulators stop with the demo: `crmbridge demo --keep-running` leaves them up."
+        )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

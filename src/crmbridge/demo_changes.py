@@ -157,21 +157,29 @@ class LiveChanges:
 
 def make_live_changes(emulators: DemoEmulators, *, size: int, seed: int) -> LiveChanges:
     """What a CRM user and a marketer would do meanwhile: edits, deletes, opt-outs on both sides, one opt-in in
-    Campaign over a Dynamics opt-out (an opt-out conflict), and a delivery with sends, opens, clicks and bounces."""
+    Campaign over a Dynamics opt-out (an opt-out conflict), and a delivery with sends, opens, clicks and bounces.
+
+    Every change goes to a synced contact of its own, so each one is a change on one side only, and the contact
+    Campaign refused keeps exactly one failure (its dead letter is the one to retry on the dashboard).
+    """
     changes = LiveChanges()
     updates, deletes = max(5, size // 20), max(2, size // 200)
     with emulators.dynamics_http() as dynamics, emulators.campaign_http() as campaign:
+        synced = _synced_profiles(campaign, lines=max(200, 2 * (updates + deletes)))
+        chosen = [external_id for external_id, _opted_out in synced[: updates + deletes]]
+        rest = synced[len(chosen) :]
         response = dynamics.post(
-            "/_emulator/mutate", json={"table": "contact", "updates": updates, "deletes": deletes, "seed": seed}
+            "/_emulator/mutate",
+            json={"table": "contact", "ids": chosen, "updates": updates, "deletes": deletes, "seed": seed},
         )
         response.raise_for_status()
         changed = response.json()
         changes.deleted = [str(i) for i in changed["deleted"]]
-        changes.edited = [str(i) for i in changed["updated"] if i not in changed["deleted"]]
+        changes.edited = [str(i) for i in changed["updated"]]
         changes.made["contacts edited in Dynamics"] = len(changes.edited)
         changes.made["contacts deleted in Dynamics"] = len(changes.deleted)
-        # Opt-outs on contacts nobody else touched, so each one is a change of its own on one side.
-        opted_in, opted_out = _synced_profiles(campaign, exclude=set(changes.edited) | set(changes.deleted))
+        opted_in = [external_id for external_id, opted_out in rest if not opted_out]
+        opted_out = [external_id for external_id, opted_out in rest if opted_out]
         changes.dynamics_opt_outs = opted_in[3:6]
         if changes.dynamics_opt_outs:
             dynamics.post(
@@ -183,19 +191,7 @@ def make_live_changes(emulators: DemoEmulators, *, size: int, seed: int) -> Live
         changes.made["opt-outs set in Campaign"] = len(changes.campaign_opt_outs)
         changes.campaign_opt_ins = _set_campaign_flag(campaign, opted_out[:1], value=False)
         changes.made["opt-ins in Campaign over a Dynamics opt-out (conflict)"] = len(changes.campaign_opt_ins)
-        delivery = campaign.post(
-            "/_emulator/deliveries",
-            json={
-                "campaign": {"id": "2026SpringCamp", "label": "Spring 2026"},
-                "delivery": {"id": "DM190", "label": "Spring newsletter"},
-                "target": {"count": min(size, 300)},
-                "seed": seed,
-            },
-        )
-        delivery.raise_for_status()
-        changes.made["emails in the simulated delivery"] = int(
-            delivery.json().get("sends", delivery.json().get("messages", 0))
-        )
+        changes.made["emails in the simulated delivery"] = _simulate_delivery(campaign, size=size, seed=seed)
         # Opens and clicks come over the next hours: move the Campaign clock on, then publish what is due.
         moved = campaign.post("/_emulator/clock", json={"advanceSeconds": 3 * 86400})
         moved.raise_for_status()
@@ -207,17 +203,30 @@ def make_live_changes(emulators: DemoEmulators, *, size: int, seed: int) -> Live
     return changes
 
 
-def _synced_profiles(campaign: httpx.Client, *, exclude: set[str], lines: int = 200) -> tuple[list[str], list[str]]:
-    """externalIds of synced profiles (read the documented way), split into not opted out and opted out."""
+def _simulate_delivery(campaign: httpx.Client, *, size: int, seed: int) -> int:
+    """A newsletter to up to 300 profiles; returns how many emails were sent."""
+    delivery = campaign.post(
+        "/_emulator/deliveries",
+        json={
+            "campaign": {"id": "2026SpringCamp", "label": "Spring 2026"},
+            "delivery": {"id": "DM190", "label": "Spring newsletter"},
+            "target": {"count": min(size, 300)},
+            "seed": seed,
+        },
+    )
+    delivery.raise_for_status()
+    return int(delivery.json().get("sends", delivery.json().get("messages", 0)))
+
+
+def _synced_profiles(campaign: httpx.Client, *, lines: int) -> list[tuple[str, bool]]:
+    """(externalId, opted out) of synced profiles, in Campaign's order, read the documented way."""
     listing = campaign.get(PROFILES, params={"_lineCount": lines}, headers=_campaign_headers(campaign))
     listing.raise_for_status()
-    opted_in: list[str] = []
-    opted_out: list[str] = []
-    for row in listing.json().get("content", []):
-        external_id = str(row.get("externalId") or "")
-        if external_id and external_id not in exclude:
-            (opted_out if row.get("blackListEmail") else opted_in).append(external_id)
-    return opted_in, opted_out
+    return [
+        (str(row["externalId"]), bool(row.get("blackListEmail")))
+        for row in listing.json().get("content", [])
+        if row.get("externalId")
+    ]
 
 
 def _set_campaign_flag(campaign: httpx.Client, external_ids: list[str], *, value: bool) -> list[str]:

@@ -53,9 +53,11 @@ def _check_dashboard(demo: RunningDemo) -> None:
                 row = page.locator(f'tr[data-flow="{flow}"]')
                 expect(row.locator(".badge")).to_have_text(re.compile(r"^(idle|running)$"))
                 expect(row).to_contain_text(" ago")  # when its last pass ran
-            conflict = page.locator(f'tr[data-conflict="{conflict_contact}"]')
-            expect(conflict).to_contain_text("adobe")
-            expect(conflict).to_contain_text("campaign")  # Campaign's opt-in is newer: it wins under Adobe's rule
+            conflict = page.locator(f'tr[data-conflict="{conflict_contact}"] td')
+            expect(conflict.nth(3)).to_contain_text("opted out")  # Dynamics kept its opt-out
+            expect(conflict.nth(4)).to_contain_text("opted in")  # the marketer re-subscribed the profile
+            expect(conflict.nth(5)).to_have_text("campaign")  # Campaign's change is newer: it wins (Adobe's rule)
+            expect(conflict.nth(6)).to_have_text("adobe")
 
             letter = page.locator("tr[data-letter]", has=page.locator(f'code:text-is("{refused}")'))
             expect(letter).to_have_count(1)
@@ -63,7 +65,7 @@ def _check_dashboard(demo: RunningDemo) -> None:
             expect(letter.locator(".letter-status")).to_have_text("open")
             letter_id = letter.get_attribute("data-letter")
             assert letter_id is not None
-            before = int(letter.locator("td.num").inner_text())  # 2 when a live edit made a pass refuse it again
+            before = int(letter.locator("td.num").inner_text())
             expect(letter.get_by_role("button", name="Retry")).to_be_disabled()  # locked until the token is given
 
             page.fill('input[name="token"]', demo.token)
