@@ -110,6 +110,31 @@ def running_demo(workdir: Path, *, size: int) -> Iterator[RunningDemo]:
             process.wait()
 
 
+def run_demo_to_its_end(workdir: Path, *, size: int) -> tuple[int, str, list[int]]:
+    """``crmbridge demo --size SIZE`` (no --keep-running): exit code, output, and the emulator processes still
+    running once it exited (seen before the safety net ends them: nothing of the demo outlives this call)."""
+    command = [sys.executable, "-m", "crmbridge", "demo", "--size", str(size), "--workdir", str(workdir)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=cli_env() | {"COLUMNS": "160"},
+        start_new_session=True,
+    )
+    left_running: list[int] = []
+    try:
+        output, _ = process.communicate(timeout=SUMMARY_WAIT_S)
+        summary_path = workdir / "summary.json"
+        if summary_path.exists():
+            emulators = json.loads(summary_path.read_text())["emulators"].values()
+            left_running = [int(e["pid"]) for e in emulators if process_running(int(e["pid"]))]
+    finally:
+        if process.poll() is None or _group_alive(process.pid):  # a failed test: end the demo and its emulators
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return process.returncode, output.decode(errors="replace"), left_running
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -8,8 +8,6 @@ SIGTERM at the end, and the test checks that the demo exits cleanly and leaves n
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,7 @@ from crmbridge.emulators.launch import (
     DYNAMICS_CLIENT_SECRET,
     DYNAMICS_TENANT,
 )
-from tests.e2e.demo_process import SUMMARY_WAIT_S, RunningDemo, process_running, running_demo
-from tests.e2e.harness import cli_env
+from tests.e2e.demo_process import RunningDemo, process_running, run_demo_to_its_end, running_demo
 from tests.e2e.oracle import (
     ACTIVITY_SETS,
     CampaignReader,
@@ -163,16 +160,9 @@ def test_sigterm_stops_the_demo_and_its_emulators(demo: RunningDemo) -> None:
 def test_demo_without_keep_running_exits_0_after_its_summary_and_stops_its_emulators(tmp_path: Path) -> None:
     """The README's first command, as is (smallest size): the summary, exit 0, nothing left running."""
     workdir = tmp_path / "plain"
-    done = subprocess.run(
-        [sys.executable, "-m", "crmbridge", "demo", "--size", "10", "--workdir", str(workdir)],
-        capture_output=True,
-        text=True,
-        timeout=SUMMARY_WAIT_S,
-        env=cli_env() | {"COLUMNS": "160"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    returncode, output, left_running = run_demo_to_its_end(workdir, size=10)
+    assert returncode == 0, output
+    assert left_running == []
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["keep_running"] is False
     assert summary["summary"]["tables: contacts"]["failed"] == 1  # the contact Campaign refuses
-    assert [pid for pid in (s["pid"] for s in summary["emulators"].values()) if process_running(pid)] == []
