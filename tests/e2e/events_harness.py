@@ -1,0 +1,157 @@
+"""An org ready for the email-events flow: contacts synced to Campaign, activity tables provisioned, and the
+operator moves that make Campaign deliver (simulated deliveries, the clock, journal faults), plus the oracle call.
+
+The emulators live for the whole session and the Campaign journal survives ``/_emulator/reset``, so every test
+first lets the events of earlier tests' deliveries happen and purges the journal: it then holds only its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crmbridge.emulators.launch import CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET
+from tests.e2e.events_oracle import (
+    EnabledTypes,
+    ExpectedEvents,
+    JournalReader,
+    expected_events,
+    unique_events,
+)
+from tests.e2e.harness import IMS_ORG, JOURNAL_PATH, Org, events_section, run_sync
+from tests.e2e.oracle import PROFILE_PATH
+
+MakeOrg = Callable[..., Org]
+DAY_S = 86400
+# Rates that give a small delivery every kind of event: hard and soft bounces (some asynchronous, after a send),
+# repeat opens, clicks on tracked links, the mirror page and the opt-out link.
+RICH_RATES = {
+    "bounce_rate": 0.15,
+    "hard_bounce_share": 0.5,
+    "async_bounce_share": 0.4,
+    "open_rate": 0.5,
+    "repeat_open_rate": 0.3,
+    "click_rate": 0.5,
+    "mirror_page_share": 0.2,
+    "opt_out_share": 0.1,
+}
+JOURNAL_FAULTS = {"duplicate_rate": 0.2, "reorder_rate": 0.3, "delay_rate": 0.1, "window": 5}
+
+
+@dataclass
+class EventsWorld:
+    org: Org
+    config: Path
+    seed: int
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # the emulator's answer to each delivery
+
+    @classmethod
+    def create(
+        cls, make_org: MakeOrg, directory: Path, *, contacts: int, seed: int, types: str, sync: bool = True
+    ) -> EventsWorld:
+        """A clean org with ``contacts`` contacts, an empty journal with faults on, a config whose events section
+        writes ``types`` (its YAML), and (``sync``) the activity tables provisioned, the contacts synced."""
+        org = make_org(contacts=contacts, vehicles_share=0.0, seed=seed)
+        settle_journal(org, seed)
+        config = org.emulators.write_config(
+            directory, events=events_section(org.emulators.campaign.base_url, types=types)
+        )
+        world = cls(org, config, seed)
+        if sync:
+            run_sync(config, command_name="provision")
+            first = run_sync(config, "--json").report()
+            assert first["events"]["read"] == 0, first
+        return world
+
+    def campaign_profile(self, values: Mapping[str, Any]) -> str:
+        """A profile made in Campaign itself, not by the sync (no externalId, or one Dynamics does not know)."""
+        reader = self.org.campaign
+        answer = reader.http.post(PROFILE_PATH, json=dict(values), headers=reader.headers())
+        answer.raise_for_status()
+        return str(answer.json()["PKey"])
+
+    def deliver(
+        self,
+        delivery_id: str,
+        campaign_id: str,
+        *,
+        seed: int,
+        pkeys: list[str] | None = None,
+        rates: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """A delivery to every targetable profile (or to ``pkeys``), starting now; its events happen over the
+        next days (:meth:`publish`)."""
+        with self.org.emulators.campaign_operator() as operator:
+            answer = operator.post(
+                "/deliveries",
+                json={
+                    "campaign": {"id": campaign_id, "label": f"Campaign {campaign_id}"},
+                    "delivery": {"id": delivery_id, "label": f'Delivery {delivery_id} (été, naïve "quotes")'},
+                    "target": {"pkeys": pkeys} if pkeys else {"count": 100_000},
+                    "seed": seed,
+                    "rates": RICH_RATES | dict(rates or {}),
+                },
+            )
+            answer.raise_for_status()
+        report = dict(answer.json())
+        self.deliveries.append(report)
+        return report
+
+    def publish(self, days: float = 4) -> None:
+        """Move the Campaign clock on (opens and clicks come up to 3 days after the send) and publish what happened.
+
+        Deliveries published more than 7 days apart would lose the first one's events to the journal retention."""
+        with self.org.emulators.campaign_operator() as operator:
+            operator.post("/clock", json={"advanceSeconds": days * DAY_S}).raise_for_status()
+            operator.post("/journal/release").raise_for_status()
+
+    def expected(self, types: EnabledTypes) -> ExpectedEvents:
+        """The oracle: the journal's unique events through the configuration's rules, checked against what the
+        emulator said it delivered."""
+        journal = JournalReader(
+            self.org.emulators.campaign.base_url, JOURNAL_PATH, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET, IMS_ORG
+        )
+        try:
+            events = journal.events()
+        finally:
+            journal.close()
+        unique = unique_events(events)
+        contacts = {str(row["contactid"]) for row in self.org.dataverse.rows("contacts", ["contactid"])}
+        expected = expected_events(unique, contacts, types)
+        delivered: Counter[str] = Counter()
+        for report in self.deliveries:
+            delivered.update({kind: int(n) for kind, n in report["counts"].items() if n})
+        assert expected.by_kind == delivered, f"journal {expected.by_kind} != delivered {delivered}"
+        return expected
+
+    def events_checkpoint(self) -> str | None:
+        with sqlite3.connect(self.state_path()) as db:
+            row = db.execute("SELECT value FROM checkpoints WHERE flow = 'events'").fetchone()
+        return None if row is None else str(row[0])
+
+    def rewind_events_checkpoint(self, value: str | None) -> None:
+        """What an operator does to replay the journal from an older position: set the stored one back."""
+        with sqlite3.connect(self.state_path()) as db:
+            changed = db.execute("UPDATE checkpoints SET value = ? WHERE flow = 'events'", (value,)).rowcount
+        assert changed == 1
+
+    def state_path(self) -> Path:
+        return self.config.parent / "state.db"
+
+
+def settle_journal(org: Org, seed: int) -> None:
+    """Let every event scheduled by earlier tests happen (a week on: async bounces come within 7 days), purge the
+    journal, and switch its duplicate, reorder and delay faults on."""
+    with org.emulators.campaign_operator() as operator:
+        operator.put("/journal/faults", json={"duplicate_rate": 0, "reorder_rate": 0, "delay_rate": 0})
+        operator.post("/clock", json={"advanceSeconds": 8 * DAY_S}).raise_for_status()
+        for _ in range(2):  # the second round publishes what the previous faults held back
+            operator.post("/journal/release").raise_for_status()
+        operator.delete("/journal").raise_for_status()
+        operator.put("/journal/faults", json=JOURNAL_FAULTS | {"seed": seed}).raise_for_status()
+        stats = operator.get("/journal").json()
+    assert stats["pendingEvents"] == 0 and stats["events"] == 0, stats
