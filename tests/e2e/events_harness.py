@@ -47,7 +47,11 @@ class EventsWorld:
     org: Org
     config: Path
     seed: int
+    types: str
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # the emulator's answer to each delivery
+    # Every journal event seen so far, by id: read after each publication, so none is lost to the 7-day retention
+    # before the oracle sees it.
+    journal: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -57,15 +61,19 @@ class EventsWorld:
         writes ``types`` (its YAML), and (``sync``) the activity tables provisioned, the contacts synced."""
         org = make_org(contacts=contacts, vehicles_share=0.0, seed=seed)
         settle_journal(org, seed)
-        config = org.emulators.write_config(
-            directory, events=events_section(org.emulators.campaign.base_url, types=types)
-        )
-        world = cls(org, config, seed)
+        world = cls(org, Path(), seed, types)
+        world.config = world.config_with_fresh_state(directory)
         if sync:
-            run_sync(config, command_name="provision")
-            first = run_sync(config, "--json").report()
+            run_sync(world.config, command_name="provision")
+            first = run_sync(world.config, "--json").report()
             assert first["events"]["read"] == 0, first
         return world
+
+    def config_with_fresh_state(self, directory: Path) -> Path:
+        """The same configuration against the same orgs, with a new (empty) state file in ``directory``."""
+        return self.org.emulators.write_config(
+            directory, events=events_section(self.org.emulators.campaign.base_url, types=self.types)
+        )
 
     def campaign_profile(self, values: Mapping[str, Any]) -> str:
         """A profile made in Campaign itself, not by the sync (no externalId, or one Dynamics does not know)."""
@@ -108,10 +116,9 @@ class EventsWorld:
         with self.org.emulators.campaign_operator() as operator:
             operator.post("/clock", json={"advanceSeconds": days * DAY_S}).raise_for_status()
             operator.post("/journal/release").raise_for_status()
+        self.read_journal()
 
-    def expected(self, types: EnabledTypes) -> ExpectedEvents:
-        """The oracle: the journal's unique events through the configuration's rules, checked against what the
-        emulator said it delivered."""
+    def read_journal(self) -> None:
         journal = JournalReader(
             self.org.emulators.campaign.base_url, JOURNAL_PATH, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET, IMS_ORG
         )
@@ -119,9 +126,15 @@ class EventsWorld:
             events = journal.events()
         finally:
             journal.close()
-        unique = unique_events(events)
+        for event in unique_events([*self.journal.values(), *events]):
+            self.journal.setdefault(str(event["id"]), event)
+
+    def expected(self, types: EnabledTypes) -> ExpectedEvents:
+        """The oracle: the journal's unique events through the configuration's rules, checked against what the
+        emulator said it delivered."""
+        self.read_journal()
         contacts = {str(row["contactid"]) for row in self.org.dataverse.rows("contacts", ["contactid"])}
-        expected = expected_events(unique, contacts, types)
+        expected = expected_events(self.journal.values(), contacts, types)
         delivered: Counter[str] = Counter()
         for report in self.deliveries:
             delivered.update({kind: int(n) for kind, n in report["counts"].items() if n})

@@ -196,6 +196,16 @@ class DynamicsEvents:
     def activity_count(self) -> int:
         return sum(len(rows) for rows in self.activities.values())
 
+    def values(self) -> DynamicsEvents:
+        """Without annotations (ETags, formatted values): what a rewrite of the same values leaves unchanged."""
+
+        def plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return sorted(({k: v for k, v in r.items() if "@" not in k} for r in rows), key=lambda r: r["activityid"])
+
+        return DynamicsEvents(
+            {name: plain(rows) for name, rows in self.activities.items()}, plain(self.tasks), self.rollups
+        )
+
 
 def _rows_if_table(reader: DataverseReader, entity_set: str, columns: list[str]) -> list[dict[str, Any]]:
     """The rows of a table, none when provision did not create it (its event type is off)."""
