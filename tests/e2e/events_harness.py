@@ -11,6 +11,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +92,18 @@ class EventsWorld:
         pkeys: list[str] | None = None,
         rates: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
-        """A delivery to every targetable profile (or to ``pkeys``), starting now; its events happen over the
-        next days (:meth:`publish`)."""
+        """A delivery to every targetable profile (or to ``pkeys``), starting a minute from now; its events happen
+        over the next days (:meth:`publish`). Nothing is published at once, so the journal retention (7 days)
+        counts from the first :meth:`publish`."""
         with self.org.emulators.campaign_operator() as operator:
+            now = datetime.fromisoformat(operator.get("/clock").json()["now"])
             answer = operator.post(
                 "/deliveries",
                 json={
                     "campaign": {"id": campaign_id, "label": f"Campaign {campaign_id}"},
                     "delivery": {"id": delivery_id, "label": f'Delivery {delivery_id} (été, naïve "quotes")'},
                     "target": {"pkeys": pkeys} if pkeys else {"count": 100_000},
+                    "start": (now + timedelta(minutes=1)).isoformat(),
                     "seed": seed,
                     "rates": RICH_RATES | dict(rates or {}),
                 },
