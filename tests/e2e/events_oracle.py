@@ -133,6 +133,7 @@ class ExpectedEvents:
     rollups: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact id
     unmatched: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)  # unique journal events per kind (all, not only enabled)
+    bounce_types: Counter[str] = field(default_factory=Counter)  # unique bounces per bounceType (Hard, Soft)
 
     def written(self) -> int:
         return sum(len(rows) for rows in self.activities.values())
@@ -145,6 +146,8 @@ def expected_events(events: Iterable[Mapping[str, Any]], contact_ids: set[str], 
         data = event["data"]
         kind = str(data["eventType"])
         expected.by_kind[kind] += 1
+        if kind == "bounce":
+            expected.bounce_types[str(data.get("bounceType"))] += 1
         if not types.writes(kind, data.get("bounceType")):
             continue
         contact = (data.get("profile") or {}).get("externalId") or None

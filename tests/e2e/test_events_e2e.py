@@ -49,7 +49,9 @@ def test_delivery_writes_each_expected_activity_once_on_its_contact_and_counts_u
     report = run_sync(world.config, "--json").report()["events"]
     expected = world.expected(enabled)
 
-    assert expected.unmatched >= 2 and expected.written() > 0  # the test covers what it claims to
+    # The test covers what it claims to: unmatched events, soft bounces (written only when enabled), hard ones.
+    assert expected.unmatched >= 2 and expected.written() > 0
+    assert expected.bounce_types["Soft"] > 0 and expected.bounce_types["Hard"] > 0, expected.bounce_types
     assert report["written"] == expected.written(), report
     assert report["tasks"] == len(expected.tasks), report
     assert report["unmatched"] == expected.unmatched, report
