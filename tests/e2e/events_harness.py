@@ -49,6 +49,7 @@ class EventsWorld:
     config: Path
     seed: int
     types: str
+    purged_through: int  # the journal's expiry mark once earlier tests' events were purged
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # the emulator's answer to each delivery
     # Every journal event seen so far, by id: read after each publication, so none is lost to the 7-day retention
     # before the oracle sees it.
@@ -61,14 +62,19 @@ class EventsWorld:
         """A clean org with ``contacts`` contacts, an empty journal with faults on, a config whose events section
         writes ``types`` (its YAML), and (``sync``) the activity tables provisioned, the contacts synced."""
         org = make_org(contacts=contacts, vehicles_share=0.0, seed=seed)
-        settle_journal(org, seed)
-        world = cls(org, Path(), seed, types)
+        purged_through = settle_journal(org, seed)
+        world = cls(org, Path(), seed, types, purged_through)
         world.config = world.config_with_fresh_state(directory)
         if sync:
             run_sync(world.config, command_name="provision")
             first = run_sync(world.config, "--json").report()
             assert first["events"]["read"] == 0, first
         return world
+
+    def journal_kept_everything(self) -> bool:
+        """True while no event of this test has expired from the journal (a fresh state can then read them all)."""
+        with self.org.emulators.campaign_operator() as operator:
+            return int(operator.get("/journal").json()["expiredThroughSeq"]) == self.purged_through
 
     def config_with_fresh_state(self, directory: Path) -> Path:
         """The same configuration against the same orgs, with a new (empty) state file in ``directory``."""
@@ -160,7 +166,7 @@ class EventsWorld:
         return self.config.parent / "state.db"
 
 
-def settle_journal(org: Org, seed: int) -> None:
+def settle_journal(org: Org, seed: int) -> int:
     """Let every event scheduled by earlier tests happen (a week on: async bounces come within 7 days), purge the
     journal, and switch its duplicate, reorder and delay faults on."""
     with org.emulators.campaign_operator() as operator:
@@ -172,3 +178,4 @@ def settle_journal(org: Org, seed: int) -> None:
         operator.put("/journal/faults", json=JOURNAL_FAULTS | {"seed": seed}).raise_for_status()
         stats = operator.get("/journal").json()
     assert stats["pendingEvents"] == 0 and stats["events"] == 0, stats
+    return int(stats["expiredThroughSeq"])

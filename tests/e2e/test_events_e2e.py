@@ -87,6 +87,7 @@ def test_journal_replayed_from_an_older_position_or_into_a_fresh_state_duplicate
 
     # A lost state file: the whole journal again, every activity and task upserted onto its own row again, and
     # the roll-ups recomputed from a new ledger.
+    assert world.journal_kept_everything()
     fresh = run_sync(world.config_with_fresh_state(tmp_path / "fresh"), "--json").report()["events"]
     assert fresh["written"] == expected.written() and fresh["tasks"] == len(expected.tasks), fresh
     assert read_dynamics_events(world.org.dataverse).values() == clean.values()  # rewritten: new ETags only
