@@ -222,24 +222,23 @@ class Emulators:
         campaign_url: str | None = None,
         dynamics_url: str | None = None,
         ca_path: Path | None = None,
-        events: bool | str = False,
+        events: str = "",
     ) -> Path:
         """A config with a fresh state file; ``campaign_url`` / ``dynamics_url`` (with the ``ca_path`` that trusts
         it) point API calls elsewhere (a kill proxy); tokens still come from the emulators themselves.
-        ``events``: True for the default ``events_section``, or the section's text."""
+        ``events``: an ``events:`` section (``events_section``), none by default."""
         directory.mkdir(parents=True, exist_ok=True)
         state = directory / "state.db"
         state.unlink(missing_ok=True)
         path = directory / "crmbridge.yaml"
         assert self.dynamics.ca_path is not None
         campaign = campaign_url or self.campaign.base_url
-        section = events if isinstance(events, str) else events_section(self.campaign.base_url) if events else ""
         text = e2e_config_text(
             dynamics_url or self.dynamics.base_url,
             ca_path or self.dynamics.ca_path,
             campaign,
             state.resolve(),
-            events=section,
+            events=events,
             authority_url=self.dynamics.base_url,
         )
         path.write_text(text)

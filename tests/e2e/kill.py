@@ -6,8 +6,8 @@ Two kinds of kill point:
   terminating TLS with a certificate of its own CA) forwards the k-th write (POST/PATCH/PUT/DELETE), waits until
   the emulator has applied it and answered, SIGKILLs the sync process, and only then lets the response go: the
   write happened, the process never learned it. This is the moment idempotency must cover.
-* ``time``: the process is killed a random delay after it first talks to Campaign (mid-read, mid-write or
-  mid-commit, wherever it happens to be).
+* ``time``: the process is killed a random delay after it first talks to the proxied service (mid-read,
+  mid-write or mid-commit, wherever it happens to be).
 
 Between kills the emulator's own ``drop_after_rate`` may lose responses of applied requests too. After the kill
 points, a quiet pass (no proxy kills, no faults) must finish cleanly; the caller then checks both sides with the
