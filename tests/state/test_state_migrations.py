@@ -42,13 +42,13 @@ def test_opening_twice_keeps_the_data_and_the_revision(state_url: str) -> None:
         checkpoint = store.checkpoint(Flow.EVENTS, "journal")
         assert checkpoint is not None
         assert checkpoint.value == "position-42"
-        assert store.info().schema_revision == "0001"
+        assert store.info().schema_revision == "0002"
 
 
 def test_migrations_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with StateStore.open("sqlite:///relative/dir/state.db") as store:
-        assert store.info().schema_revision == "0001"
+        assert store.info().schema_revision == "0002"
     assert (tmp_path / "relative" / "dir" / "state.db").is_file()
 
 

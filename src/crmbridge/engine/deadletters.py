@@ -73,10 +73,12 @@ def _settle(store: StateStore, letters: Sequence[DeadLetter], outcomes: dict[str
             reason = refreshed.reason if refreshed is not None else "refused again"
             results.append(RetryResult(letter.id, "failed", reason))
         elif outcome is Outcome.PARK:
-            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED)
+            reason = "retried: waiting for its parent; written when the parent lands"
+            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED, reason)
             results.append(RetryResult(letter.id, "parked", "waiting for its parent; written when the parent lands"))
         else:
-            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED)
+            # A write already resolved it in the flow's own commit; a skip or filter-out is resolved here.
+            store.dead_letters.mark([letter.id], DeadLetterStatus.RESOLVED, f"retried: {outcome.value}")
             results.append(RetryResult(letter.id, "resolved", outcome.value))
     return results
 

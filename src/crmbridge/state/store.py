@@ -37,6 +37,7 @@ from crmbridge.state.rows import (
     PurgeResult,
     RunStatus,
     StateInfo,
+    UnmatchedEvent,
 )
 from crmbridge.state.runs import RunRecord, last_runs
 from crmbridge.state.summary import read_info
@@ -57,7 +58,7 @@ class StateStore:
     def __init__(self, database: Database, clock: Clock = _utc_now) -> None:
         self._db = database
         self._clock = clock
-        self.dead_letters = DeadLetters(database)
+        self.dead_letters = DeadLetters(database, clock)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, clock: Clock = _utc_now) -> StateStore:
@@ -202,6 +203,31 @@ class StateStore:
         query = sa.select(pending).where(pending.c.next_try_at <= now).order_by(pending.c.next_try_at).limit(limit)
         with self._db.reading() as connection:
             return [parked_from_row(row) for row in connection.execute(query)]
+
+    def unmatched_due(self, now: datetime, *, limit: int = 1000) -> list[UnmatchedEvent]:
+        """Unmatched events whose next look for their contact is due, oldest due first."""
+        table = schema.unmatched_events
+        query = (
+            sa.select(table)
+            .where(table.c.next_try_at.is_not(None), table.c.next_try_at <= now)
+            .order_by(table.c.next_try_at)
+            .limit(limit)
+        )
+        with self._db.reading() as connection:
+            return [
+                UnmatchedEvent(
+                    row.event_key,
+                    row.external_id,
+                    row.email,
+                    row.payload,
+                    row.reason,
+                    row.last_seen,
+                    next_try_at=row.next_try_at,
+                    attempts=row.attempts,
+                    first_seen=row.first_seen,
+                )
+                for row in connection.execute(query)
+            ]
 
     def parked_children_of(self, parent_mapping: str, parent_ids: Iterable[str]) -> list[ParkedChild]:
         """Children waiting for these parents (to retry them as soon as the parents land)."""
