@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from crmbridge.config import EventsSettings
 from crmbridge.engine.activities import activity_row, followup_task, is_enabled, rollup_after, rollup_values
+from crmbridge.engine.event_records import event_payload, next_unmatched_try
+from crmbridge.engine.event_retry import retry_unmatched
 from crmbridge.engine.ports import ActivitySink, EventBatch, EventFeed, MissingContact
 from crmbridge.exceptions import CheckpointExpired
 from crmbridge.records import EmailEvent
@@ -43,6 +45,8 @@ class EventStats:
     tasks: int = 0
     rollups: int = 0
     gaps: int = 0
+    unmatched_retried: int = 0  # unmatched events looked at again this pass
+    unmatched_matched: int = 0  # ... of which written now that their contact exists
     batches: int = 0
     lag_seconds: float | None = None
     latencies: list[float] = field(default_factory=list)  # occurred → written, seconds, for p50/p95
@@ -50,7 +54,7 @@ class EventStats:
 
     def counts(self) -> dict[str, int]:
         names = ("read", "written", "duplicates", "not_enabled", "unmatched", "rejected", "failed", "tasks", "gaps")
-        return {name: int(getattr(self, name)) for name in names}
+        return {name: int(getattr(self, name)) for name in (*names, "unmatched_retried", "unmatched_matched")}
 
 
 ProgressCallback = Callable[[EventStats], None]
@@ -88,6 +92,7 @@ class EventsFlow:
         try:
             checkpoint = self.store.checkpoint(Flow.EVENTS, self.scope)
             position = checkpoint.value if checkpoint is not None else None
+            await retry_unmatched(self, stats)
             try:
                 await self._drain(self.feed, position, stats, max_batches, scope=self.scope)
             except CheckpointExpired:
@@ -147,7 +152,7 @@ class EventsFlow:
                 matched.append((event, event.external_id))
             else:
                 stats.unmatched += 1
-                batch.keep_unmatched(_unmatched(event, "the profile has no externalId (no Dynamics contact)", now))
+                batch.keep_unmatched(self._unmatched(event, "the profile has no externalId (no Dynamics contact)", now))
         written = await self._write(matched, batch, stats, now)
         if self.settings.rollups.enabled and written:
             await self._write_rollups(written, stats)
@@ -185,13 +190,19 @@ class EventsFlow:
             error = errors.get(row.activity_id)
             if isinstance(error, MissingContact):
                 stats.unmatched += 1
-                batch.keep_unmatched(_unmatched(event, f"no Dynamics contact {contact}: {error}", now))
+                batch.keep_unmatched(self._unmatched(event, f"no Dynamics contact {contact}: {error}", now))
                 task_events.discard(event.event_key)
             elif error is not None:
                 stats.failed += 1
                 batch.dead_letter(
                     DeadLetter(
-                        Flow.EVENTS, self.scope, event.event_key, _payload(event), type(error).__name__, str(error), now
+                        Flow.EVENTS,
+                        self.scope,
+                        event.event_key,
+                        event_payload(event),
+                        type(error).__name__,
+                        str(error),
+                        now,
                     )
                 )
                 task_events.discard(event.event_key)
@@ -229,6 +240,27 @@ class EventsFlow:
                     )
         return written
 
+    async def write_events(self, events: Sequence[EmailEvent], batch: Batch, stats: EventStats) -> list[LedgerEntry]:
+        """Write events outside a read (dead-letter and unmatched retries) as a pass would, adding ledger entries,
+        unmatched rows and dead letters to ``batch``; the caller commits it."""
+        now = self.clock()
+        for event in events:
+            if not event.external_id:
+                stats.unmatched += 1
+                batch.keep_unmatched(self._unmatched(event, "the profile has no externalId (no Dynamics contact)", now))
+        written = await self._write([(e, e.external_id) for e in events if e.external_id], batch, stats, now)
+        if self.settings.rollups.enabled and written:
+            await self._write_rollups(written, stats)
+        batch.record_events(written)
+        return written
+
+    def _unmatched(self, event: EmailEvent, reason: str, now: datetime) -> UnmatchedEvent:
+        # An event with a contact id is looked at again while the contact may still appear (event_retry.py).
+        retry_at = next_unmatched_try(now, 0, now, self.settings.unmatched_retry_for) if event.external_id else None
+        return UnmatchedEvent(
+            event.event_key, event.external_id, event.email, event_payload(event), reason, now, next_try_at=retry_at
+        )
+
     async def _write_rollups(self, written: Sequence[LedgerEntry], stats: EventStats) -> None:
         """Roll-ups from the committed ledger plus this batch: the same result for any order or replay."""
         by_contact: dict[str, list[LedgerEntry]] = {}
@@ -241,20 +273,3 @@ class EventsFlow:
         }
         errors = await self.sink.update_contacts(values)
         stats.rollups += len(values) - len(errors)
-
-
-def _payload(event: EmailEvent) -> dict[str, object]:
-    return {
-        "event_type": event.event_type.value,
-        "occurred_at": event.occurred_at.isoformat(),
-        "external_id": event.external_id,
-        "campaign_id": event.campaign_id,
-        "delivery_id": event.delivery_id,
-        "broadlog_id": event.broadlog_id,
-        "url": event.url,
-        "source_position": event.source_position,
-    }
-
-
-def _unmatched(event: EmailEvent, reason: str, now: datetime) -> UnmatchedEvent:
-    return UnmatchedEvent(event.event_key, event.external_id, event.email, _payload(event), reason, now)
