@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crmbridge.config import CrmbridgeConfig, parse_config
 from crmbridge.state import DeadLetterStatus, StateStore
-from tests.engine.fakes import FakeResource
+from tests.engine.fakes import FakeResource, FakeTable
 from tests.engine.test_tables_flow import CONFIG, Clock, contacts_table, flow
 
 pytestmark = pytest.mark.anyio
@@ -66,3 +67,93 @@ async def test_a_record_still_refused_keeps_its_letter_open_with_one_more_attemp
 
     (letter,) = store.dead_letters.list()
     assert (letter.record_key, letter.attempts, letter.closed_at) == ("c2", 2, None)
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[tuple[StateStore, Clock]]:
+    """A store on the flows' clock: which parents were deleted since the last pass compares both clocks' times."""
+    clock = Clock()
+    with StateStore.open(f"sqlite:///{tmp_path / 'shared.db'}", clock=clock) as opened:
+        yield opened, clock
+
+
+async def _family(config: CrmbridgeConfig, store: StateStore, clock: Clock) -> tuple[Any, ...]:
+    contacts, profiles = contacts_table(), FakeResource("profile")
+    vehicles, cus = FakeTable("new_vehicle", "new_vehicleid"), FakeResource("cusVehicle")
+    vehicles.put("v1", new_name="Model T", _new_contactid_value="c1")
+    vehicles.put("v2", new_name="Beetle", _new_contactid_value="c2")
+    vehicles.put("v4", new_name="Mini", _new_contactid_value=None)
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+    await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+    assert sorted(cus.records) == ["v1", "v2", "v4"]
+    return contacts, profiles, vehicles, cus
+
+
+async def test_children_of_a_parent_deleted_or_filtered_out_are_deleted_from_campaign_too(
+    config: CrmbridgeConfig, shared: tuple[StateStore, Clock]
+) -> None:
+    store, clock = shared
+    contacts, profiles, vehicles, cus = await _family(config, store, clock)
+    contacts.delete("c1")  # deleted in Dynamics (deletes: propagate)
+    contacts.put("c2", statecode=1)  # left the contacts filter (on_filtered_out: delete)
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+    assert sorted(profiles.records) == ["c4"]
+
+    stats = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+
+    assert sorted(cus.records) == ["v4"]
+    assert (stats.orphaned, stats.deleted) == (2, 2)
+    links = store.links_for("vehicles", ["v1", "v2", "v4"])
+    assert (links["v1"].is_deleted, links["v2"].is_deleted, links["v4"].is_deleted) == (True, True, False)
+    again = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+    assert (again.orphaned, again.deleted) == (0, 0)
+
+
+async def test_a_dry_run_counts_the_children_it_would_delete_and_deletes_nothing(
+    config: CrmbridgeConfig, shared: tuple[StateStore, Clock]
+) -> None:
+    store, clock = shared
+    contacts, profiles, vehicles, cus = await _family(config, store, clock)
+    contacts.delete("c1")
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+
+    plan = await flow(config, "vehicles", vehicles, cus, store, clock, dry_run=True).run_pass()
+    assert sorted(cus.records) == ["v1", "v2", "v4"]
+    real = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+    assert (plan.orphaned, plan.deleted) == (1, 1)
+    assert plan.counts() == real.counts()
+    assert sorted(cus.records) == ["v2", "v4"]
+
+
+async def test_keep_leaves_the_children_and_reports_them_once(shared: tuple[StateStore, Clock]) -> None:
+    store, clock = shared
+    config = parse_config(CONFIG.replace("max_wait: 1h}", "max_wait: 1h, on_parent_deleted: keep}"))
+    contacts, profiles, vehicles, cus = await _family(config, store, clock)
+    contacts.delete("c1")
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+
+    stats = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+    again = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+
+    assert sorted(cus.records) == ["v1", "v2", "v4"]
+    assert (stats.orphaned, stats.deleted, again.orphaned) == (1, 0, 0)
+    assert stats.counts()["orphaned"] == 1
+
+
+async def test_children_stay_when_the_parent_mapping_never_deletes_in_campaign(
+    shared: tuple[StateStore, Clock],
+) -> None:
+    store, clock = shared
+    keeping = CONFIG.replace("    deletes: propagate\n", "").replace("on_filtered_out: delete", "on_filtered_out: keep")
+    config = parse_config(keeping)
+    contacts, profiles, vehicles, cus = await _family(config, store, clock)
+    contacts.delete("c1")
+    contacts.expired_before = contacts.version + 1  # a re-baseline marks c1's link deleted: gone from Dynamics
+    await flow(config, "contacts", contacts, profiles, store, clock).run_pass()
+    assert store.links_for("contacts", ["c1"])["c1"].is_deleted
+    assert "c1" in profiles.records  # ...while the profile stays in Campaign
+
+    stats = await flow(config, "vehicles", vehicles, cus, store, clock).run_pass()
+
+    assert sorted(cus.records) == ["v1", "v2", "v4"]
+    assert stats.orphaned == 0
