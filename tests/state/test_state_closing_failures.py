@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmbridge.state import Batch, DeadLetter, DeadLetterStatus, Flow, LedgerEntry, LinkRow, StateStore, UnmatchedEvent
+import pytest
+
+from crmbridge.state import (
+    Batch,
+    DeadLetter,
+    DeadLetterStatus,
+    Flow,
+    LedgerEntry,
+    LinkRow,
+    StateStore,
+    UnmatchedEvent,
+    writes,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=2)
@@ -119,3 +131,22 @@ def test_dropping_records_when_and_why_and_retrying_clears_them(store: StateStor
     retrying = store.dead_letters.get(letter.id)
     assert retrying is not None
     assert (retrying.closed_at, retrying.close_reason) == (None, None)
+
+
+def test_many_open_letters_are_matched_in_the_database_with_the_same_result(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writes, "_FEW_OPEN", 1)  # more open letters than are matched in memory
+    _fail(store, _letter(Flow.TABLES, "contacts", "c-1"), _letter(Flow.TABLES, "contacts", "c-2"))
+    _fail(store, _letter(Flow.TABLES, "vehicles", "c-1"))
+
+    batch = Batch(Flow.TABLES, "contacts")
+    batch.upsert_links([LinkRow("contacts", "c-1", "c-1", "h", T1)])
+    store.commit(batch)
+
+    statuses = {key: letter.status for key, letter in _by_key(store).items()}
+    assert statuses == {
+        ("contacts", "c-1"): DeadLetterStatus.RESOLVED,
+        ("contacts", "c-2"): DeadLetterStatus.OPEN,
+        ("vehicles", "c-1"): DeadLetterStatus.OPEN,
+    }

@@ -175,29 +175,38 @@ def _written_records(batch: Batch) -> dict[tuple[str | None, str], list[str]]:
     return written
 
 
+_FEW_OPEN = 5000  # up to this many open letters of a flow are matched in memory, more through IN lists
+
+
 def _close_dead_letters(connection: Connection, batch: Batch, now: datetime) -> None:
     """A record written successfully closes its open dead letter (the user fixed it in Dynamics, or a retry)."""
-    written = _written_records(batch)
-    if not written:
+    if not (batch.links_upserted or batch.links_deleted or batch.ledger_entries):
         return
     letters = schema.dead_letters
     flow = batch.flow.value
-    any_open = sa.select(letters.c.id).where(letters.c.flow == flow, letters.c.status.in_(_STILL_FAILING)).limit(1)
-    if connection.execute(any_open).first() is None:
-        return  # the usual case: nothing to close, one indexed probe
+    still_failing = (letters.c.flow == flow, letters.c.status.in_(_STILL_FAILING))
+    open_rows = connection.execute(
+        sa.select(letters.c.id, letters.c.mapping, letters.c.record_key).where(*still_failing).limit(_FEW_OPEN + 1)
+    ).all()
+    if not open_rows:
+        return  # the usual case: nothing to close, one indexed read
+    written = _written_records(batch)
+    resolved = {"status": DeadLetterStatus.RESOLVED.value, "closed_at": now}
     for (mapping, reason), keys in written.items():
         # a record refused again in this very batch (a rebaseline touches its link) stays open
         failing_again = {d.record_key for d in batch.dead_letters if mapping is None or d.mapping == mapping}
-        keys = [key for key in keys if key not in failing_again]
-        for chunk in chunked(keys):
-            statement = sa.update(letters).where(
-                letters.c.flow == flow, letters.c.record_key.in_(chunk), letters.c.status.in_(_STILL_FAILING)
-            )
+        wanted = {key for key in keys if key not in failing_again}
+        if len(open_rows) <= _FEW_OPEN:
+            ids = [r.id for r in open_rows if r.record_key in wanted and (mapping is None or r.mapping == mapping)]
+            for chunk in chunked(ids):
+                statement = sa.update(letters).where(letters.c.id.in_(chunk))
+                connection.execute(statement.values(**resolved, close_reason=reason))
+            continue
+        for chunk in chunked(wanted):
+            statement = sa.update(letters).where(*still_failing, letters.c.record_key.in_(chunk))
             if mapping is not None:
                 statement = statement.where(letters.c.mapping == mapping)
-            connection.execute(
-                statement.values(status=DeadLetterStatus.RESOLVED.value, closed_at=now, close_reason=reason)
-            )
+            connection.execute(statement.values(**resolved, close_reason=reason))
 
 
 def _forget_written_unmatched(connection: Connection, batch: Batch) -> None:
