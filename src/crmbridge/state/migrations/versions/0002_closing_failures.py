@@ -21,6 +21,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_dead_letters_flow_record_key"), "dead_letters", ["flow", "record_key"], unique=False)
     op.add_column("unmatched_events", sa.Column("next_try_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(op.f("ix_unmatched_events_next_try_at"), "unmatched_events", ["next_try_at"], unique=False)
+    # Unmatched events kept before retries existed get one look at the next events pass (from when they were last
+    # seen, so events older than events.unmatched_retry_for are tried once and then left for inspection).
+    unmatched = sa.table("unmatched_events", sa.column("external_id"), sa.column("last_seen"), sa.column("next_try_at"))
+    op.execute(unmatched.update().where(unmatched.c.external_id.is_not(None)).values(next_try_at=unmatched.c.last_seen))
     op.create_index(
         op.f("ix_links_mapping_deleted_at"),
         "links",
