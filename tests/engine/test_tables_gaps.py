@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from crmbridge.config import CrmbridgeConfig, parse_config
+from crmbridge.engine.plan import PlannedLinks
 from crmbridge.state import DeadLetterStatus, StateStore
 from tests.engine.fakes import FakeResource, FakeTable
 from tests.engine.test_tables_flow import CONFIG, Clock, contacts_table, flow
@@ -157,3 +158,18 @@ async def test_children_stay_when_the_parent_mapping_never_deletes_in_campaign(
 
     assert sorted(cus.records) == ["v1", "v2", "v4"]
     assert stats.orphaned == 0
+
+
+async def test_a_dry_run_of_parent_and_child_counts_the_children_the_parent_deletes_would_take(
+    config: CrmbridgeConfig, shared: tuple[StateStore, Clock]
+) -> None:
+    store, clock = shared
+    contacts, profiles, vehicles, cus = await _family(config, store, clock)
+    contacts.delete("c1")
+    planned = PlannedLinks()
+
+    await flow(config, "contacts", contacts, profiles, store, clock, dry_run=True, planned=planned).run_pass()
+    plan = await flow(config, "vehicles", vehicles, cus, store, clock, dry_run=True, planned=planned).run_pass()
+
+    assert (plan.orphaned, plan.deleted) == (1, 1)
+    assert sorted(profiles.records) == ["c1", "c2", "c4"] and sorted(cus.records) == ["v1", "v2", "v4"]

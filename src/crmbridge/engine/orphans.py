@@ -33,6 +33,8 @@ async def settle_orphans(flow: TablesFlow, stats: PassStats) -> None:
             # only means the row is gone from Dynamics, while the Campaign parent and its children stay.
             continue
         gone = store.deleted_links_since(parent.parent_mapping, since)
+        if flow.dry_run:  # what this dry run's parent pass would have deleted
+            gone += flow.planned.deleted(parent.parent_mapping)
         if not gone:
             continue
         orphans = store.children_of(spec.name, parent.campaign_link, {link.target_key for link in gone})
