@@ -243,9 +243,11 @@ class ForkServer:
         except queue.Empty:
             raise TimeoutError from None
 
-    def start(self, args: list[str], log: Path) -> int:
+    def start(self, args: list[str], log: Path, *, err: Path | None = None) -> int:
+        """Fork a run of ``crmbridge ARGS``; its stdout (and stderr, unless ``err`` names a file for it) to ``log``."""
         assert self._server.stdin is not None
-        self._server.stdin.write(json.dumps({"argv": args, "log": str(log)}) + "\n")
+        request: dict[str, Any] = {"argv": args, "log": str(log)} | ({"err": str(err)} if err is not None else {})
+        self._server.stdin.write(json.dumps(request) + "\n")
         self._server.stdin.flush()
         self._pid = int(self._answer(60.0)["pid"])
         return self._pid
