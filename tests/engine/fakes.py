@@ -197,7 +197,8 @@ class FakeContacts:
     reads: list[str] = field(default_factory=list)  # contact ids read one by one, in order
 
     def edit(self, contact_id: str, **values: Any) -> None:
-        self.table.put(contact_id, modifiedon=self.now().isoformat().replace("+00:00", "Z"), **values)
+        # Dataverse dates rows to the whole second (§2.6), whatever the moment's fraction.
+        self.table.put(contact_id, modifiedon=self.now().strftime("%Y-%m-%dT%H:%M:%SZ"), **values)
 
     async def read_contact(self, contact_id: str, columns: Sequence[str]) -> tuple[Mapping[str, Any], str] | None:
         self.reads.append(contact_id)

@@ -198,3 +198,43 @@ async def test_profile_seen_again_with_its_flags_unchanged_costs_no_dynamics_rea
     world.profiles.edit("c1", blackListEmail=True)
     await world.sync(settings())
     assert world.contacts.writes == [("c1", {"donotbulkemail": True})]
+
+
+async def test_a_difference_older_than_the_first_pass_stays_when_its_profile_is_read_again(store: StateStore) -> None:
+    world = World(store)
+    world.contacts.edit("c1", donotbulkemail=True)  # opted out in Dynamics before crmbridge started
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    await world.sync(optouts)  # every profile is within the overlap: read again, unchanged
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+async def test_dynamics_change_in_the_same_second_as_the_first_pass_counts_as_made_after_it(
+    store: StateStore,
+) -> None:
+    world = World(store)
+    optouts = settings(mode="campaign_to_dynamics")
+    world.clock.now += timedelta(milliseconds=300)
+    await world.sync(optouts)  # the baseline is taken at :10.3
+    world.clock.now += timedelta(milliseconds=400)
+    world.contacts.edit("c1", donotbulkemail=True)  # at :10.7, dated :10 by Dataverse
+    await world.sync(optouts)
+    # Campaign did not change: in campaign_to_dynamics the Dynamics-side opt-out stays.
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+async def test_flag_never_changed_on_a_tenant_with_flag_timestamps_is_as_old_as_its_profile(store: StateStore) -> None:
+    world = World(store)
+    world.contacts.edit("c1", donotbulkemail=True)  # opted out in Dynamics before crmbridge started
+    created = world.profiles.profiles["c1"]["lastModified"]
+    world.profiles.profiles["c1"] |= {"created": created, "blackListEmailLastModified": ""}  # as ACS sends it
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    world.clock.tick(300)
+    world.contacts.edit("c1", lastname="Øster")
+    world.profiles.edit("c1", lastName="Øster")  # the tables flow follows: lastModified moves, the flag does not
+    await world.sync(optouts)
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True

@@ -222,11 +222,12 @@ class OptOutsFlow:
         return newest
 
     def _campaign_flag(self, profile: Mapping[str, Any], pair: OptOutPair) -> FlagState:
-        per_flag = parse_timestamp(profile.get(f"{pair.campaign}LastModified"))
-        if self.settings.timestamps == "profile_last_modified" or per_flag is None:
+        raw = profile.get(f"{pair.campaign}LastModified")
+        if self.settings.timestamps == "profile_last_modified" or raw is None:
             changed = parse_timestamp(profile.get("lastModified"))
         else:
-            changed = per_flag
+            # A tenant that dates flags sends "" for a flag never changed: it is as old as the profile (inferred).
+            changed = parse_timestamp(raw) or parse_timestamp(profile.get("created"))
         return FlagState(bool(profile.get(pair.campaign)), changed)
 
     @staticmethod
@@ -259,6 +260,11 @@ class OptOutsFlow:
             return
         dynamics, campaign = self._dynamics_flag(dynamics_row, pair), self._campaign_flag(profile, pair)
         base = state.base_value if state is not None else self._inferred_base(dynamics, campaign)
+        if state is None and dynamics.value != campaign.value and self._both_as_at_baseline(dynamics, campaign):
+            # They differed before crmbridge started and neither changed since (a profile re-read within the
+            # overlap): the first pass took both as they were, so there is no change to propagate.
+            stats.unchanged += 1
+            return
         decision = merge_optout(self.mode, self.rule, base, dynamics, campaign)
         for _ in range(_MAX_RACES):
             if not decision.writes:
@@ -279,12 +285,27 @@ class OptOutsFlow:
             return False
         return self._campaign_flag(sides.campaign, pair).value == state.campaign_value
 
+    def _untouched_since_baseline(self, side: FlagState, *, whole_seconds: bool = False) -> bool:
+        """The side's timestamp is before the baseline, so it still holds the value the baseline took.
+
+        Dataverse dates rows to the whole second (modifiedon ...:16Z for a change at :16.6): for its side
+        (``whole_seconds``) only a time before the baseline's own second proves "before".
+        """
+        if self._baseline is None or side.changed_at is None:
+            return False
+        if whole_seconds:
+            return side.changed_at < self._baseline.replace(microsecond=0)
+        return side.changed_at <= self._baseline
+
+    def _both_as_at_baseline(self, dynamics: FlagState, campaign: FlagState) -> bool:
+        """Neither side changed since the first pass took them as they were: there is nothing to propagate."""
+        untouched = self._untouched_since_baseline
+        return untouched(dynamics, whole_seconds=True) and untouched(campaign)
+
     def _inferred_base(self, dynamics: FlagState, campaign: FlagState) -> bool | None:
         """No stored base yet: a side untouched since the baseline still holds the value both started from."""
-        if self._baseline is None:
-            return None
-        dynamics_old = dynamics.changed_at is not None and dynamics.changed_at <= self._baseline
-        campaign_old = campaign.changed_at is not None and campaign.changed_at <= self._baseline
+        dynamics_old = self._untouched_since_baseline(dynamics, whole_seconds=True)
+        campaign_old = self._untouched_since_baseline(campaign)
         if dynamics_old and not campaign_old:
             return dynamics.value
         if campaign_old and not dynamics_old:
