@@ -238,3 +238,49 @@ async def test_flag_never_changed_on_a_tenant_with_flag_timestamps_is_as_old_as_
     await world.sync(optouts)
     assert world.contacts.writes == []
     assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+@pytest.mark.parametrize("mode", ["campaign_to_dynamics", "bidirectional"])
+async def test_campaign_opt_out_taken_back_after_the_poll_is_not_written_to_dynamics(
+    store: StateStore, mode: str
+) -> None:
+    world = World(store)
+    optouts = settings(mode=mode)
+    await world.sync(optouts)
+    world.clock.tick()
+    world.profiles.edit("c1", blackListEmail=True)
+
+    def meanwhile(contact: str) -> None:  # the poll saw the opt-out; before the write the person opts back in
+        if contact == "c1" and world.profiles.profiles["c1"]["blackListEmail"] is True:
+            world.clock.tick(1)
+            world.profiles.edit("c1", blackListEmail=False)
+
+    world.profiles.before_read = meanwhile
+    await world.sync(optouts)
+    world.profiles.before_read = None
+    await world.sync(optouts)
+    assert world.contacts.writes == [] and world.profiles.writes == []
+    assert store.conflicts() == []
+
+
+@pytest.mark.parametrize("mode", ["dynamics_to_campaign", "bidirectional"])
+async def test_dynamics_opt_out_taken_back_after_the_poll_is_not_written_to_campaign(
+    store: StateStore, mode: str
+) -> None:
+    world = World(store)
+    optouts = settings(mode=mode)
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+
+    def meanwhile(contact: str) -> None:
+        if contact == "c1" and world.contacts.table.rows["c1"]["donotbulkemail"] is True:
+            world.clock.tick(1)
+            world.contacts.edit("c1", donotbulkemail=False)
+
+    world.contacts.before_read = meanwhile
+    await world.sync(optouts)
+    world.contacts.before_read = None
+    await world.sync(optouts)
+    assert world.contacts.writes == [] and world.profiles.writes == []
+    assert store.conflicts() == []

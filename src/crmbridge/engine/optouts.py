@@ -321,25 +321,29 @@ class OptOutsFlow:
         campaign: FlagState,
         etag: str | None,
     ) -> tuple[FlagState, FlagState, str | None] | None:
-        """Write the decision; None when written, or the fresh states when a target moved since the poll."""
-        if decision.write_campaign is not None:
-            current = await self.profiles.read_profile(contact_id)
-            fresh = self._campaign_flag(current, pair) if current is not None else campaign
-            if fresh.value != campaign.value:
-                return dynamics, fresh, etag
-        if decision.write_dynamics is not None:
-            found = await self.contacts.read_contact(contact_id, self.dynamics_columns)
-            if found is None:
-                return None
+        """Write the decision; None when written, or both sides' fresh states when either moved since the poll.
+
+        Both sides are re-read, not only the target: a source that moved (an opt-out taken back right after the
+        poll saw it) must not have its old value written, or the next pass would find that stale write newer than
+        the change it hides and the conflict rule could keep it.
+        """
+        current = await self.profiles.read_profile(contact_id)
+        fresh_campaign = self._campaign_flag(current, pair) if current is not None else campaign
+        if fresh_campaign.value != campaign.value:
+            return dynamics, fresh_campaign, etag
+        found = await self.contacts.read_contact(contact_id, self.dynamics_columns)
+        if found is not None:
             row, etag = found
             fresh_dynamics = self._dynamics_flag(row, pair)
             if fresh_dynamics.value != dynamics.value:
                 return fresh_dynamics, campaign, etag
-            if not await self.contacts.write_contact(contact_id, {pair.dynamics: decision.write_dynamics}, etag=etag):
+        elif decision.write_dynamics is not None:
+            return None
+        if decision.write_dynamics is not None and etag is not None:
+            written = await self.contacts.write_contact(contact_id, {pair.dynamics: decision.write_dynamics}, etag=etag)
+            if not written:  # 412: the row changed between our read and the write
                 again = await self.contacts.read_contact(contact_id, self.dynamics_columns)
-                if again is None:
-                    return None
-                return self._dynamics_flag(again[0], pair), campaign, again[1]
+                return None if again is None else (self._dynamics_flag(again[0], pair), campaign, again[1])
         if decision.write_campaign is not None:
             await self.profiles.write_profile(contact_id, {pair.campaign: decision.write_campaign})
         return None
