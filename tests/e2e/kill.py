@@ -72,10 +72,16 @@ class _Victim:
                 os.kill(self.pid, signal.SIGKILL)
 
 
+RequestHook = Callable[[str, str, str], None]
+"""Called with (method, path, query) of a request in a worker thread; may change the upstream meanwhile."""
+
+
 class KillProxy:
     """A plain-HTTP reverse proxy (one thread, its own event loop) that kills its victim at the planned moment.
 
     Only plain HTTP upstreams (the Campaign emulator); a Dataverse-side proxy would also have to terminate TLS.
+    ``before_forward`` and ``before_reply`` hooks run for every request, before it reaches the upstream and after
+    the upstream answered but before the client gets that answer: a test changes the upstream at those moments.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -91,6 +97,8 @@ class KillProxy:
         )
         self._thread = threading.Thread(target=self._server.run, name="kill-proxy", daemon=True)
         self._client: httpx.AsyncClient | None = None
+        self.before_forward: RequestHook | None = None
+        self.before_reply: RequestHook | None = None
 
     def __enter__(self) -> KillProxy:
         self._thread.start()
@@ -127,6 +135,8 @@ class KillProxy:
         query = scope.get("query_string", b"").decode()
         url = self.upstream + scope.get("raw_path", path.encode()).decode() + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in _HOP_HEADERS]
+        if self.before_forward is not None:
+            await asyncio.to_thread(self.before_forward, method, path, query)
         try:
             upstream = await self._client.request(method, url, headers=headers, content=body)
         except httpx.TransportError:
@@ -141,6 +151,8 @@ class KillProxy:
                     # Applied upstream; the process dies before it can read the answer.
                     victim.kill()
                     await asyncio.to_thread(victim.reaped.wait, 30)
+        if self.before_reply is not None:
+            await asyncio.to_thread(self.before_reply, method, path, query)
         out_headers = [(k.encode(), v.encode()) for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS]
         out_headers.append((b"content-length", str(len(upstream.content)).encode()))
         await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
