@@ -332,12 +332,17 @@ class KillHarness:
         self.report.runs.append(record)
         return record
 
-    def kill_points(self, count: int, *, more_work: Callable[[random.Random], None]) -> KillReport:
-        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next."""
+    def kill_points(
+        self, count: int, *, more_work: Callable[[random.Random], None], after_kills_too: bool = False
+    ) -> KillReport:
+        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next
+        (``after_kills_too``: every run does, so changes also land while the process is down mid-work)."""
         while self.report.kills < count:
             record = self.run(_plan(self.rnd, self.max_writes, self.max_seconds))
             if record.returncode == -signal.SIGKILL:
                 self.report.kills += 1
+                if after_kills_too:
+                    more_work(self.rnd)
             elif record.returncode == 0:
                 more_work(self.rnd)
             else:
