@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from crmbridge.config import OptOutSettings, parse_config
 from crmbridge.engine.optouts import OptOutsFlow
-from crmbridge.state import StateStore
+from crmbridge.state import Batch, StateStore
 from tests.engine.fakes import FakeContacts, FakeProfiles, FakeTable
 
 pytestmark = pytest.mark.anyio
@@ -284,3 +285,67 @@ async def test_dynamics_opt_out_taken_back_after_the_poll_is_not_written_to_camp
     await world.sync(optouts)
     assert world.contacts.writes == [] and world.profiles.writes == []
     assert store.conflicts() == []
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KilledBeforeRecording:
+    """The state store of a process killed after its writes were applied, before the pass recorded them."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self, batch: Batch) -> None:
+        if batch.optout_writes:
+            raise _Killed
+        self.store.commit(batch)
+
+
+async def test_own_write_not_recorded_before_a_kill_is_not_taken_for_a_change_next_time(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")
+    await world.sync(settings())  # seen in agreement: the base (False) is stored
+    world.clock.tick()
+    world.profiles.edit("c1", blackListEmail=True)
+    killed = _KilledBeforeRecording(store)
+    flow = OptOutsFlow(settings(), world.contacts.table, world.contacts, world.profiles, cast(StateStore, killed))
+    with pytest.raises(_Killed):
+        await flow.run_pass()
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True  # the write landed, unrecorded
+    world.clock.tick(60)
+    world.profiles.edit("c1", blackListEmail=False)  # then the person opts back in on Campaign
+    await world.sync(settings())
+    # Not "Dynamics opted out" (our own write): Campaign's opt-in is the newer change, and it travels.
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is False
+    assert world.profiles.profiles["c1"]["blackListEmail"] is False
+
+
+async def test_own_campaign_write_not_recorded_before_a_kill_then_opted_in_on_campaign_lets_the_opt_in_win(
+    store: StateStore,
+) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")
+    await world.sync(settings())  # seen in agreement: the base (False) is stored
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+    killed = _KilledBeforeRecording(store)
+    flow = OptOutsFlow(
+        settings(), world.contacts.table, world.contacts, world.profiles, cast(StateStore, killed), clock=world.clock
+    )
+    with pytest.raises(_Killed):
+        await flow.run_pass()
+    assert world.profiles.profiles["c1"]["blackListEmail"] is True  # the write landed, unrecorded
+    world.clock.tick(60)
+    world.profiles.edit("c1", blackListEmail=False)  # then the person opts back in on Campaign, the newer change
+    await world.sync(settings())
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is False
+    assert world.profiles.profiles["c1"]["blackListEmail"] is False

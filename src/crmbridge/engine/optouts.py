@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crmbridge.config import OptOutPair, OptOutSettings
+from crmbridge.engine.optout_base import base_after_unconfirmed_write, both_as_at_baseline, inferred_base
 from crmbridge.engine.optout_merge import ConflictRule, FlagState, MergeDecision, OptOutMode, merge_optout, pair_key
 from crmbridge.engine.ports import ChangeFeed
 from crmbridge.exceptions import CheckpointExpired
@@ -221,6 +222,11 @@ class OptOutsFlow:
                 newest = modified
         return newest
 
+    def _flag_dated(self, profile: Mapping[str, Any], pair: OptOutPair) -> bool:
+        """The flag's time is its own …LastModified, not the profile's."""
+        own = profile.get(f"{pair.campaign}LastModified")
+        return self.settings.timestamps != "profile_last_modified" and bool(own)
+
     def _campaign_flag(self, profile: Mapping[str, Any], pair: OptOutPair) -> FlagState:
         raw = profile.get(f"{pair.campaign}LastModified")
         if self.settings.timestamps == "profile_last_modified" or raw is None:
@@ -259,8 +265,16 @@ class OptOutsFlow:
             stats.skipped += 1  # not in Campaign (yet): the tables flow creates it with its flags
             return
         dynamics, campaign = self._dynamics_flag(dynamics_row, pair), self._campaign_flag(profile, pair)
-        base = state.base_value if state is not None else self._inferred_base(dynamics, campaign)
-        if state is None and dynamics.value != campaign.value and self._both_as_at_baseline(dynamics, campaign):
+        if state is None:
+            base = inferred_base(self._baseline, dynamics, campaign)
+        else:
+            dated = self._flag_dated(profile, pair)
+            base = base_after_unconfirmed_write(state, dynamics, campaign, campaign_flag_dated=dated)
+        if (
+            state is None
+            and dynamics.value != campaign.value
+            and both_as_at_baseline(self._baseline, dynamics, campaign)
+        ):
             # They differed before crmbridge started and neither changed since (a profile re-read within the
             # overlap): the first pass took both as they were, so there is no change to propagate.
             stats.unchanged += 1
@@ -269,6 +283,7 @@ class OptOutsFlow:
         for _ in range(_MAX_RACES):
             if not decision.writes:
                 break
+            self._mark_unconfirmed(contact_id, pair, base, decision, dynamics, campaign)
             moved = await self._write(contact_id, pair, decision, dynamics, campaign, etag)
             if moved is None:
                 break
@@ -283,34 +298,9 @@ class OptOutsFlow:
         fields (a tables sync touches every profile), then cost no Dynamics read each."""
         if sides.dynamics is not None or sides.campaign is None or state is None or state.dynamics_value is None:
             return False
+        if state.campaign_seen_at is None or state.dynamics_seen_at is None:
+            return False  # a write not confirmed yet: merged in full
         return self._campaign_flag(sides.campaign, pair).value == state.campaign_value
-
-    def _untouched_since_baseline(self, side: FlagState, *, whole_seconds: bool = False) -> bool:
-        """The side's timestamp is before the baseline, so it still holds the value the baseline took.
-
-        Dataverse dates rows to the whole second (modifiedon ...:16Z for a change at :16.6): for its side
-        (``whole_seconds``) only a time before the baseline's own second proves "before".
-        """
-        if self._baseline is None or side.changed_at is None:
-            return False
-        if whole_seconds:
-            return side.changed_at < self._baseline.replace(microsecond=0)
-        return side.changed_at <= self._baseline
-
-    def _both_as_at_baseline(self, dynamics: FlagState, campaign: FlagState) -> bool:
-        """Neither side changed since the first pass took them as they were: there is nothing to propagate."""
-        untouched = self._untouched_since_baseline
-        return untouched(dynamics, whole_seconds=True) and untouched(campaign)
-
-    def _inferred_base(self, dynamics: FlagState, campaign: FlagState) -> bool | None:
-        """No stored base yet: a side untouched since the baseline still holds the value both started from."""
-        dynamics_old = self._untouched_since_baseline(dynamics, whole_seconds=True)
-        campaign_old = self._untouched_since_baseline(campaign)
-        if dynamics_old and not campaign_old:
-            return dynamics.value
-        if campaign_old and not dynamics_old:
-            return campaign.value
-        return None
 
     async def _write(
         self,
@@ -347,6 +337,32 @@ class OptOutsFlow:
         if decision.write_campaign is not None:
             await self.profiles.write_profile(contact_id, {pair.campaign: decision.write_campaign})
         return None
+
+    def _mark_unconfirmed(
+        self,
+        contact_id: str,
+        pair: OptOutPair,
+        base: bool | None,
+        decision: MergeDecision,
+        dynamics: FlagState,
+        campaign: FlagState,
+    ) -> None:
+        """Commit, before writing, the value about to be written, without a time (see base_after_unconfirmed_write).
+
+        The pass records its writes when its batch commits; killed in between, it would find its own write in the
+        next read and take it for a person's change (and, say, undo the Campaign opt-in that came after it).
+        """
+        d_value, d_at = dynamics.value, dynamics.changed_at
+        if decision.write_dynamics is not None:
+            d_value, d_at = decision.write_dynamics, None
+        c_value, c_at = campaign.value, campaign.changed_at
+        if decision.write_campaign is not None:
+            c_value, c_at = decision.write_campaign, None
+        mark = Batch(Flow.OPTOUTS, DYNAMICS_SCOPE)
+        mark.set_optout_state(
+            OptOutState(contact_id, pair_name(pair), base, d_value, d_at, c_value, c_at, self.clock())
+        )
+        self.store.commit(mark)
 
     def _record(
         self,
