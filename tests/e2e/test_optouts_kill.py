@@ -35,19 +35,32 @@ class _People:
     * not opted out → opts out on either side: both sides end opted out (one side changed: it propagates);
     * opted out → opts in on Campaign: both end opted in (the Campaign change is the newer one, and it wins);
     * opted out → opts in on Dynamics: both end opted out (Campaign is not newer: opt-out = true wins).
-    Some contacts are renamed as well, so the tables flow rewrites their profiles (lastModified moves).
+    Other settled contacts are renamed as well, so the tables flow rewrites their profiles (lastModified moves).
+    Only settled ones: Adobe's rule dates the Dynamics side by the record (modifiedon), so renaming a contact
+    whose Campaign opt-in has not travelled yet would make Dynamics the newer side and the opt-out would win.
+
+    The emulator's dropped responses (``drop_rate``) are off while people act: they are meant for crmbridge.
     """
 
-    def __init__(self, org: Org, implied: dict[str, bool]) -> None:
+    def __init__(self, org: Org, implied: dict[str, bool], *, drop_rate: float) -> None:
         self.org = org
         self.implied = dict(implied)
+        self.drop_rate = drop_rate
         self.changes = 0
 
     def __call__(self, rnd: random.Random) -> None:
+        self.org.campaign_faults(drop_after_rate=0.0)
+        try:
+            self._act(rnd)
+        finally:
+            self.org.campaign_faults(drop_after_rate=self.drop_rate)
+
+    def _act(self, rnd: random.Random) -> None:
         contacts = sorted(self.implied)
         now = both_flags(self.org.dataverse, self.org.campaign, contacts)
         settled = [c for c in contacts if now[c] == (self.implied[c], self.implied[c])]
-        for contact in rnd.sample(settled, min(4, len(settled))):
+        chosen = rnd.sample(settled, min(4, len(settled)))
+        for contact in chosen:
             self.changes += 1
             if not self.implied[contact]:
                 if rnd.random() < 0.5:
@@ -60,7 +73,8 @@ class _People:
                 self.implied[contact] = False
             else:
                 self.org.update("contact", [contact], {"donotbulkemail": False})
-        renamed = rnd.sample(contacts, 2)
+        others = [c for c in settled if c not in chosen]
+        renamed = rnd.sample(others, min(2, len(others)))
         self.org.update("contact", renamed, {"lastname": rnd.choice(["Łukasz", "O'Neil", "Nakamura"])})
 
 
@@ -73,9 +87,8 @@ def _kill_and_check(make_org: MakeOrg, forked_cli: ForkedCli, tmp_path: Path, ki
         active = [c for c in active if c in {str(p) for p in _profiles(org)}]
         first = both_flags(org.dataverse, org.campaign, active)
         assert all(d == c for d, c in first.values()), first
-        people = _People(org, {contact: bool(d) for contact, (d, _) in first.items()})
-
-        org.campaign_faults(drop_after_rate=0.02, seed=SEED)
+        people = _People(org, {contact: bool(d) for contact, (d, _) in first.items()}, drop_rate=0.02)
+        org.campaign_faults(seed=SEED)
         launcher = ForkServer(cli_env())
         try:
             harness = KillHarness(
@@ -90,6 +103,7 @@ def _kill_and_check(make_org: MakeOrg, forked_cli: ForkedCli, tmp_path: Path, ki
             print(f"kill harness seed={SEED}")
             people(harness.rnd)
             harness.kill_points(kill_points, more_work=people, after_kills_too=True)
+            people.drop_rate = 0.0
             org.campaign_faults(drop_after_rate=0.0)
             harness.quiet_pass()
         finally:
