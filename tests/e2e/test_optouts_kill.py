@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,8 @@ class _People:
 
     One change per chosen contact, on a contact whose sides agree on the value implied so far:
     * not opted out → opts out on either side: both sides end opted out (one side changed: it propagates);
-    * opted out → opts in on Campaign: both end opted in (the Campaign change is the newer one, and it wins);
+    * opted out → opts in on Campaign: both end opted in (the Campaign change is the newer one, and it wins;
+      made in a later second than the Dynamics row's modifiedon, Dataverse's precision, so that it provably is);
     * opted out → opts in on Dynamics: both end opted out (Campaign is not newer: opt-out = true wins).
     Other settled contacts are renamed as well, so the tables flow rewrites their profiles (lastModified moves).
     Only settled ones: Adobe's rule dates the Dynamics side by the record (modifiedon), so renaming a contact
@@ -47,6 +50,7 @@ class _People:
         self.implied = dict(implied)
         self.drop_rate = drop_rate
         self.changes = 0
+        self.actions: dict[str, list[str]] = {contact: [] for contact in implied}  # for failure messages
 
     def __call__(self, rnd: random.Random) -> None:
         self.org.campaign_faults(drop_after_rate=0.0)
@@ -63,19 +67,38 @@ class _People:
         for contact in chosen:
             self.changes += 1
             if not self.implied[contact]:
-                if rnd.random() < 0.5:
+                side = rnd.choice(["dynamics", "campaign"])
+                if side == "dynamics":
                     self.org.update("contact", [contact], {"donotbulkemail": True})
                 else:
                     self.org.campaign_optout(contact, {"blackListEmail": True})
                 self.implied[contact] = True
+                action = f"opt-out in {side}"
             elif rnd.random() < 0.5:
+                self._after_the_dynamics_second(contact)
                 self.org.campaign_optout(contact, {"blackListEmail": False})
                 self.implied[contact] = False
+                action = "opt-in in campaign"
             else:
                 self.org.update("contact", [contact], {"donotbulkemail": False})
+                action = "opt-in in dynamics"
+            self.actions[contact].append(f"{datetime.now(UTC):%H:%M:%S.%f} {action} -> {self.implied[contact]}")
         others = [c for c in settled if c not in chosen]
         renamed = rnd.sample(others, min(2, len(others)))
         self.org.update("contact", renamed, {"lastname": rnd.choice(["Łukasz", "O'Neil", "Nakamura"])})
+
+    def _after_the_dynamics_second(self, contact: str) -> None:
+        """Wait, if needed, until Campaign's clock is past the second of the contact's last Dynamics change."""
+        row = next(
+            r for r in self.org.dataverse.rows("contacts", ["contactid", "modifiedon"]) if r["contactid"] == contact
+        )
+        modified = datetime.fromisoformat(str(row["modifiedon"]).replace("Z", "+00:00"))
+        with self.org.emulators.campaign_operator() as operator:
+            campaign_now = datetime.strptime(operator.get("/clock").json()["now"], "%Y-%m-%d %H:%M:%S.%fZ")
+        wait = (modified + timedelta(seconds=1) - campaign_now.replace(tzinfo=UTC)).total_seconds()
+        assert wait < 2, f"the emulators' clocks disagree: Dynamics row at {modified}, Campaign at {campaign_now}"
+        if wait > 0:
+            time.sleep(wait)
 
 
 def _kill_and_check(make_org: MakeOrg, forked_cli: ForkedCli, tmp_path: Path, kill_points: int) -> None:
@@ -116,9 +139,13 @@ def _kill_and_check(make_org: MakeOrg, forked_cli: ForkedCli, tmp_path: Path, ki
             for contact, (d, c) in final.items()
             if (d, c) != (people.implied[contact], people.implied[contact])
         }
-        assert wrong == {}, report
+        assert wrong == {}, report + "\n" + "\n".join(f"{c}: {done}" for c, done in _actions(people, wrong))
         counts = forked_cli.sync(config).report()["optouts"]
         assert counts["written_dynamics"] == 0 and counts["written_campaign"] == 0, (counts, report)
+
+
+def _actions(people: _People, wrong: dict[str, object]) -> list[tuple[str, list[str]]]:
+    return [(contact, people.actions[contact]) for contact in wrong]
 
 
 def _profiles(org: Org) -> list[str]:
