@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,7 +144,7 @@ def _kill_and_check(make_org: MakeOrg, forked_cli: ForkedCli, tmp_path: Path, ki
         assert counts["written_dynamics"] == 0 and counts["written_campaign"] == 0, (counts, report)
 
 
-def _actions(people: _People, wrong: dict[str, object]) -> list[tuple[str, list[str]]]:
+def _actions(people: _People, wrong: Iterable[str]) -> list[tuple[str, list[str]]]:
     return [(contact, people.actions[contact]) for contact in wrong]
 
 
