@@ -56,17 +56,25 @@ DEFAULT_OPTOUTS = OptOutsSection()
 
 
 def e2e_config_text(
-    dynamics_url: str, ca_path: Path, campaign_url: str, state_path: Path, optouts: OptOutsSection = DEFAULT_OPTOUTS
+    dynamics_url: str,
+    ca_path: Path,
+    campaign_url: str,
+    state_path: Path,
+    *,
+    events: str = "",
+    authority_url: str | None = None,
+    optouts: OptOutsSection = DEFAULT_OPTOUTS,
 ) -> str:
-    """The demo's two table mappings (the oracle spells the same rules out by hand) and an ``optouts:`` section.
+    """The demo's two table mappings (the oracle spells the same rules out by hand), and an ``optouts:`` section.
 
-    No events section: the email-events flow has its own e2e tests once the journal is in the Campaign emulator.
+    ``events`` is appended as is: an ``events:`` section (see ``events_section``), or nothing for the tables tests.
+    ``authority_url`` sends token requests elsewhere than ``dynamics_url`` (a kill proxy in front of the Web API).
     """
     return f"""\
 version: 1
 dynamics:
   org_url: {dynamics_url}
-  authority_host: {dynamics_url}
+  authority_host: {authority_url or dynamics_url}
   tenant_id: {DYNAMICS_TENANT}
   client_id: "{DYNAMICS_CLIENT_ID}"
   client_secret: {DYNAMICS_CLIENT_SECRET}
@@ -117,6 +125,36 @@ mappings:
       - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 1h}}
 {optouts.yaml()}state:
   url: sqlite:///{state_path}
+{events}"""
+
+
+# The journal registration the Campaign emulator serves by default (`crmbridge emulate campaign` options).
+JOURNAL_PATH = "/events/organizations/23294/integrations/54108/f89067f2-0d50-4bb2-bf78-209d0eacb6eb"
+IMS_ORG = "0123456789ABCDEF01234567@AdobeOrg"
+
+
+def events_section(
+    journal_base: str,
+    *,
+    types: str = "{send: true, open: true, click: true, bounce: hard}",
+    page_limit: int = 25,
+) -> str:
+    """The email-events flow from the start of the journal, small pages (many batches), roll-ups and follow-up tasks.
+
+    The default names (cmb_ tables and columns, subject template) are left implicit on purpose: the oracle
+    (tests/e2e/events_oracle.py) spells them out, so a changed default shows as a failure.
+    """
+    return f"""\
+events:
+  source:
+    journal:
+      url: {journal_base}{JOURNAL_PATH}
+      ims_org_id: "{IMS_ORG}"
+      start: oldest
+      page_limit: {page_limit}
+  types: {types}
+  rollups: {{enabled: true}}
+  followup_tasks: {{on_click: true, on_hard_bounce: true}}
 """
 
 
@@ -135,8 +173,8 @@ class CliResult:
         return {row["mapping"]: row for row in self.report()["tables"]}
 
 
-def cli_command(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "crmbridge", "sync", "-c", str(config), *args]
+def cli_command(config: Path, *args: str, command: str = "sync") -> list[str]:
+    return [sys.executable, "-m", "crmbridge", command, "-c", str(config), *args]
 
 
 def state_url(config: Path) -> str:
@@ -150,9 +188,11 @@ def cli_env() -> dict[str, str]:
     return env | {"PYTHONPATH": str(SRC), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 
-def run_sync(config: Path, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True) -> CliResult:
-    """``python -m crmbridge sync -c CONFIG ARGS`` as a subprocess; raises with its output when it fails."""
-    command = cli_command(config, *args)
+def run_sync(
+    config: Path, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True, command_name: str = "sync"
+) -> CliResult:
+    """``python -m crmbridge sync -c CONFIG ARGS`` (or another command) as a subprocess; raises when it fails."""
+    command = cli_command(config, *args, command=command_name)
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=cli_env(), check=False)
     result = CliResult(command, done.returncode, done.stdout, done.stderr)
     if check and done.returncode != 0:
@@ -233,17 +273,35 @@ class Emulators:
         return CampaignReader(self.campaign.base_url, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET)
 
     def write_config(
-        self, directory: Path, *, campaign_url: str | None = None, optouts: OptOutsSection = DEFAULT_OPTOUTS
+        self,
+        directory: Path,
+        *,
+        campaign_url: str | None = None,
+        dynamics_url: str | None = None,
+        ca_path: Path | None = None,
+        events: str = "",
+        optouts: OptOutsSection = DEFAULT_OPTOUTS,
     ) -> Path:
-        """A config with a fresh state file; ``campaign_url`` points Campaign calls elsewhere (a kill proxy)."""
+        """A config with a fresh state file; ``campaign_url`` / ``dynamics_url`` (with the ``ca_path`` that trusts
+        it) point API calls elsewhere (a kill proxy); tokens still come from the emulators themselves.
+        ``events``: an ``events:`` section (``events_section``), none by default; ``optouts``: the ``optouts:``
+        section."""
         directory.mkdir(parents=True, exist_ok=True)
         state = directory / "state.db"
         state.unlink(missing_ok=True)
         path = directory / "crmbridge.yaml"
         assert self.dynamics.ca_path is not None
         campaign = campaign_url or self.campaign.base_url
-        dynamics_url, ca_path = self.dynamics.base_url, self.dynamics.ca_path
-        path.write_text(e2e_config_text(dynamics_url, ca_path, campaign, state.resolve(), optouts))
+        text = e2e_config_text(
+            dynamics_url or self.dynamics.base_url,
+            ca_path or self.dynamics.ca_path,
+            campaign,
+            state.resolve(),
+            events=events,
+            optouts=optouts,
+            authority_url=self.dynamics.base_url,
+        )
+        path.write_text(text)
         return path
 
 

@@ -2,11 +2,12 @@
 
 Two kinds of kill point:
 
-* ``write``: a reverse proxy in front of the Campaign emulator forwards the k-th write (POST/PATCH/PUT/DELETE),
-  waits until the emulator has applied it and answered, SIGKILLs the sync process, and only then lets the
-  response go: the write happened, the process never learned it. This is the moment idempotency must cover.
-* ``time``: the process is killed a random delay after it first talks to Campaign (mid-read, mid-write or
-  mid-commit, wherever it happens to be).
+* ``write``: a reverse proxy in front of an emulator (Campaign over HTTP, or Dataverse over HTTPS, the proxy then
+  terminating TLS with a certificate of its own CA) forwards the k-th write (POST/PATCH/PUT/DELETE), waits until
+  the emulator has applied it and answered, SIGKILLs the sync process, and only then lets the response go: the
+  write happened, the process never learned it. This is the moment idempotency must cover.
+* ``time``: the process is killed a random delay after it first talks to the proxied service (mid-read,
+  mid-write or mid-commit, wherever it happens to be).
 
 Between kills the emulator's own ``drop_after_rate`` may lose responses of applied requests too. After the kill
 points, a quiet pass (no proxy kills, no faults) must finish cleanly; the caller then checks both sides with the
@@ -22,6 +23,7 @@ import os
 import queue
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 import uvicorn
 
+from crmbridge.emulators.dynamics.tls import TlsFiles
 from crmbridge.emulators.launch import free_port
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -76,23 +79,39 @@ RequestHook = Callable[[str, str, str], None]
 """Called with (method, path, query) of a request in a worker thread; may change the upstream meanwhile."""
 
 
-class KillProxy:
-    """A plain-HTTP reverse proxy (one thread, its own event loop) that kills its victim at the planned moment.
+def _is_token_request(path: str) -> bool:
+    """Adobe IMS and Entra ID token endpoints: POSTs, but not writes to the data."""
+    return path.startswith("/ims") or "/oauth2/" in path
 
-    Only plain HTTP upstreams (the Campaign emulator); a Dataverse-side proxy would also have to terminate TLS.
+
+class KillProxy:
+    """A reverse proxy (one thread, its own event loop) that kills its victim at the planned moment.
+
+    ``tls`` serves HTTPS with those files (clients must trust their CA as well as the upstream's); ``upstream_ca``
+    is the CA the proxy trusts for an HTTPS upstream (the Dataverse emulator's).
     ``before_forward`` and ``before_reply`` hooks run for every request, before it reaches the upstream and after
     the upstream answered but before the client gets that answer: a test changes the upstream at those moments.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, tls: TlsFiles | None = None, upstream_ca: Path | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.victim: _Victim | None = None
         self.writes_seen = 0
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(upstream_ca)) if upstream_ca else True
+        )
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self._app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="on", interface="asgi3"
+                self._app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="critical",
+                lifespan="on",
+                interface="asgi3",
+                ssl_certfile=str(tls.cert_path) if tls else None,
+                ssl_keyfile=str(tls.key_path) if tls else None,
             )
         )
         self._thread = threading.Thread(target=self._server.run, name="kill-proxy", daemon=True)
@@ -143,7 +162,7 @@ class KillProxy:
             # The emulator dropped the connection (fault injection): drop ours the same way, mid-response.
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
             raise
-        if method in WRITE_METHODS and not path.startswith("/ims"):
+        if method in WRITE_METHODS and not _is_token_request(path):
             self.writes_seen += 1
             if victim is not None and victim.plan is not None and victim.plan.kind == "write":
                 victim.writes += 1
@@ -162,7 +181,7 @@ class KillProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._client = httpx.AsyncClient(timeout=120.0, trust_env=False)
+                self._client = httpx.AsyncClient(timeout=120.0, trust_env=False, verify=self._verify)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._client is not None:

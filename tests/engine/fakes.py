@@ -132,6 +132,7 @@ class FakeEventFeed:
     batch_size: int = 3
     oldest_kept: int = 0  # positions before this index are gone (HTTP 410)
     gap_started_at: int | None = None  # after a gap, reading resumes here (the oldest event still kept)
+    repeats_per_batch: int = 0  # copies the source dropped itself, as the journal consumer does by event id
 
     async def batches(self, position: str | None, *, after_gap: bool = False) -> AsyncIterator[Any]:
         from crmbridge.engine.ports import EventBatch
@@ -142,7 +143,9 @@ class FakeEventFeed:
         while True:
             chunk = self.events[start : start + self.batch_size]
             start += len(chunk)
-            yield EventBatch(chunk, position=str(start), caught_up=start >= len(self.events))
+            yield EventBatch(
+                chunk, position=str(start), caught_up=start >= len(self.events), repeats=self.repeats_per_batch
+            )
             if start >= len(self.events):
                 return
 

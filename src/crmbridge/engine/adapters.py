@@ -268,6 +268,7 @@ class JournalFeed:
                 rejected,
                 caught_up=batch.caught_up,
                 lag=batch.lag.behind if batch.lag is not None else None,
+                repeats=batch.duplicates,
             )
 
 

@@ -131,6 +131,7 @@ class EventsFlow:
         now = self.clock()
         stats.batches += 1
         stats.read += len(source.events)
+        stats.duplicates += source.repeats  # the journal's repeats, dropped by id before they became events
         if source.lag is not None:
             stats.lag_seconds = source.lag.total_seconds()
         batch = Batch(Flow.EVENTS, scope)
