@@ -349,3 +349,32 @@ async def test_own_campaign_write_not_recorded_before_a_kill_then_opted_in_on_ca
     await world.sync(settings())
     assert world.contacts.table.rows["c1"]["donotbulkemail"] is False
     assert world.profiles.profiles["c1"]["blackListEmail"] is False
+
+
+def _skew_campaign(world: World, offset: timedelta) -> None:
+    """Campaign's server clock differs from crmbridge's; its profiles are stamped by it from now on."""
+    world.profiles.now = lambda: world.clock() + offset
+    for contact in ("c1", "c2", "c3"):
+        world.profiles.edit(contact, firstName=contact)
+
+
+async def test_campaign_clock_ahead_of_crmbridge_does_not_make_old_profiles_look_changed(store: StateStore) -> None:
+    world = World(store, per_flag=False)  # profiles dated by lastModified only
+    _skew_campaign(world, timedelta(hours=1))
+    world.contacts.edit("c1", donotbulkemail=True)  # a difference that predates crmbridge
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", lastname="Øster")  # Dynamics changes, Campaign does not
+    await world.sync(optouts)
+    assert world.contacts.writes == []
+
+
+async def test_campaign_clock_behind_crmbridge_does_not_hide_an_opt_out_from_the_poll(store: StateStore) -> None:
+    world = World(store)
+    _skew_campaign(world, -timedelta(minutes=10))
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c2", blackListEmail=True)  # stamped ten minutes behind crmbridge's clock
+    await world.sync(settings())
+    assert world.contacts.writes == [("c2", {"donotbulkemail": True})]

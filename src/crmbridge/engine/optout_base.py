@@ -8,12 +8,53 @@ mark, and the next pass decides from both sides whether the write landed.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from crmbridge.engine.optout_merge import FlagState
 from crmbridge.state import OptOutState
 
-__all__ = ["base_after_unconfirmed_write", "both_as_at_baseline", "inferred_base", "untouched_since_baseline"]
+__all__ = [
+    "Baseline",
+    "base_after_unconfirmed_write",
+    "both_as_at_baseline",
+    "inferred_base",
+    "untouched_since_baseline",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """When the first pass took both sides as they were, each on its own service's clock.
+
+    Each side's change times come from its own server, whose clock may differ from crmbridge's and from the
+    other's: the newest modifiedon of the baseline read and the newest profile lastModified stand for "then".
+    """
+
+    dynamics: datetime | None
+    campaign: datetime | None
+
+    def to_text(self) -> str:
+        return json.dumps({side: None if at is None else at.isoformat() for side, at in self._sides().items()})
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Baseline:
+        if not text:
+            return cls(None, None)
+        if not text.startswith("{"):  # stored before the sides had their own times: crmbridge's clock for both
+            moment = datetime.fromisoformat(text)
+            return cls(moment, moment)
+        data = json.loads(text)
+        return cls(
+            *(
+                None if data.get(side) is None else datetime.fromisoformat(data[side])
+                for side in ("dynamics", "campaign")
+            )
+        )
+
+    def _sides(self) -> dict[str, datetime | None]:
+        return {"dynamics": self.dynamics, "campaign": self.campaign}
 
 
 def untouched_since_baseline(baseline: datetime | None, side: FlagState, *, whole_seconds: bool = False) -> bool:
@@ -29,17 +70,16 @@ def untouched_since_baseline(baseline: datetime | None, side: FlagState, *, whol
     return side.changed_at <= baseline
 
 
-def both_as_at_baseline(baseline: datetime | None, dynamics: FlagState, campaign: FlagState) -> bool:
+def both_as_at_baseline(baseline: Baseline, dynamics: FlagState, campaign: FlagState) -> bool:
     """Neither side changed since the first pass took them as they were: there is nothing to propagate."""
-    return untouched_since_baseline(baseline, dynamics, whole_seconds=True) and untouched_since_baseline(
-        baseline, campaign
-    )
+    dynamics_old = untouched_since_baseline(baseline.dynamics, dynamics, whole_seconds=True)
+    return dynamics_old and untouched_since_baseline(baseline.campaign, campaign)
 
 
-def inferred_base(baseline: datetime | None, dynamics: FlagState, campaign: FlagState) -> bool | None:
+def inferred_base(baseline: Baseline, dynamics: FlagState, campaign: FlagState) -> bool | None:
     """No stored base yet: a side untouched since the baseline still holds the value both started from."""
-    dynamics_old = untouched_since_baseline(baseline, dynamics, whole_seconds=True)
-    campaign_old = untouched_since_baseline(baseline, campaign)
+    dynamics_old = untouched_since_baseline(baseline.dynamics, dynamics, whole_seconds=True)
+    campaign_old = untouched_since_baseline(baseline.campaign, campaign)
     if dynamics_old and not campaign_old:
         return dynamics.value
     if campaign_old and not dynamics_old:

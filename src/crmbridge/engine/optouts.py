@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crmbridge.config import OptOutPair, OptOutSettings
-from crmbridge.engine.optout_base import base_after_unconfirmed_write, both_as_at_baseline, inferred_base
+from crmbridge.engine.optout_base import Baseline, base_after_unconfirmed_write, both_as_at_baseline, inferred_base
 from crmbridge.engine.optout_merge import ConflictRule, FlagState, MergeDecision, OptOutMode, merge_optout, pair_key
 from crmbridge.engine.ports import ChangeFeed
 from crmbridge.exceptions import CheckpointExpired
@@ -103,7 +103,7 @@ class OptOutsFlow:
         clock: Clock = _utc_now,
     ) -> None:
         self.concurrency = concurrency
-        self._baseline: datetime | None = None
+        self._baseline = Baseline(None, None)
         self.settings = settings
         self.mode = OptOutMode(settings.mode)
         self.rule = ConflictRule(settings.conflict_rule)
@@ -141,7 +141,7 @@ class OptOutsFlow:
             await self._establish_baseline(poll_started)
             return
         baseline = self.store.checkpoint(Flow.OPTOUTS, BASELINE_SCOPE)
-        self._baseline = datetime.fromisoformat(baseline.value) if baseline is not None and baseline.value else None
+        self._baseline = Baseline.from_text(baseline.value if baseline is not None else None)
         seen: dict[str, _Sides] = {}
         delta_link = await self._read_dynamics(dynamics_checkpoint.value, seen, stats)
         watermark = await self._read_campaign(seen, stats)
@@ -168,15 +168,36 @@ class OptOutsFlow:
         """First pass: take both sides' current state as the starting point (propagate later changes only).
 
         Contacts created by the tables flow already carry their flags; a full read here only serves to obtain
-        the Dynamics delta link, so rows are not kept (memory stays flat whatever the table size).
+        the Dynamics delta link and the newest modifiedon, so rows are not kept (memory stays flat whatever the
+        table size). Campaign's newest profile dates the baseline on Campaign's clock and starts its watermark.
         """
         delta_link: str | None = None
+        dynamics_newest: datetime | None = None
         async for page in self.dynamics_feed.read(columns=self.dynamics_columns, delta_link=None, next_link=None):
             delta_link = page.delta_link or delta_link
-        self._advance(delta_link, now)
+            for change in page.changes:
+                modified = (
+                    parse_timestamp(change.values.get("modifiedon")) if isinstance(change, SourceChange) else None
+                )
+                if modified is not None and (dynamics_newest is None or modified > dynamics_newest):
+                    dynamics_newest = modified
+        campaign_newest = await self._newest_profile_time()
+        self._advance(delta_link, campaign_newest or now)
         mark = Batch(Flow.OPTOUTS, BASELINE_SCOPE)
-        mark.advance_to(now.isoformat())
+        mark.advance_to(Baseline(dynamics_newest or now, campaign_newest or now).to_text())
         self.store.commit(mark)
+
+    async def _newest_profile_time(self) -> datetime | None:
+        """The newest profile lastModified: "now" on Campaign's clock, as far as crmbridge can see it."""
+        profiles = self.profiles.modified_since(None)
+        newest: datetime | None = None
+        async for profile in profiles:
+            newest = parse_timestamp(profile.get("lastModified"))
+            break
+        close = getattr(profiles, "aclose", None)
+        if close is not None:
+            await close()
+        return newest
 
     def _advance(self, delta_link: str | None, watermark: datetime | None) -> None:
         batch = Batch(Flow.OPTOUTS, DYNAMICS_SCOPE)
