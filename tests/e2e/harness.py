@@ -26,10 +26,33 @@ from crmbridge.emulators.launch import (
     start_campaign,
     start_dynamics,
 )
+from tests.e2e.kill import ForkServer
 from tests.e2e.oracle import CampaignReader, DataverseReader
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CLI_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class OptOutsSection:
+    """The config's ``optouts:`` section; the default pushes donotbulkemail to blackListEmail."""
+
+    mode: str = "dynamics_to_campaign"
+    pairs: tuple[tuple[str, str], ...] = (("donotbulkemail", "blackListEmail"),)
+    conflict_rule: str | None = None  # None: the product default (adobe)
+    timestamps: str | None = None  # None: the product default (auto)
+
+    def yaml(self) -> str:
+        lines = ["optouts:", f"  mode: {self.mode}", "  pairs:"]
+        lines += [f"    - {{dynamics: {d}, campaign: {c}}}" for d, c in self.pairs]
+        if self.conflict_rule is not None:
+            lines.append(f"  conflict_rule: {self.conflict_rule}")
+        if self.timestamps is not None:
+            lines.append(f"  timestamps: {self.timestamps}")
+        return "\n".join(lines) + "\n"
+
+
+DEFAULT_OPTOUTS = OptOutsSection()
 
 
 def e2e_config_text(
@@ -40,8 +63,9 @@ def e2e_config_text(
     *,
     events: str = "",
     authority_url: str | None = None,
+    optouts: OptOutsSection = DEFAULT_OPTOUTS,
 ) -> str:
-    """The demo's two table mappings (the oracle spells the same rules out by hand), opt-outs pushed to Campaign.
+    """The demo's two table mappings (the oracle spells the same rules out by hand), and an ``optouts:`` section.
 
     ``events`` is appended as is: an ``events:`` section (see ``events_section``), or nothing for the tables tests.
     ``authority_url`` sends token requests elsewhere than ``dynamics_url`` (a kill proxy in front of the Web API).
@@ -99,11 +123,7 @@ mappings:
       - {{dynamics: new_year, campaign: year}}
     links:
       - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 1h}}
-optouts:
-  mode: dynamics_to_campaign
-  pairs:
-    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
-state:
+{optouts.yaml()}state:
   url: sqlite:///{state_path}
 {events}"""
 
@@ -157,6 +177,11 @@ def cli_command(config: Path, *args: str, command: str = "sync") -> list[str]:
     return [sys.executable, "-m", "crmbridge", command, "-c", str(config), *args]
 
 
+def state_url(config: Path) -> str:
+    """The state store URL ``Emulators.write_config`` put into CONFIG."""
+    return f"sqlite:///{(config.parent / 'state.db').resolve()}"
+
+
 def cli_env() -> dict[str, str]:
     # The worktree's own sources, whatever the venv has installed; no proxy settings from the caller's shell.
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -173,6 +198,38 @@ def run_sync(
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return result
+
+
+class ForkedCli:
+    """The real CLI, each run a process forked from ``tests/e2e/forkserver.py`` (crmbridge imported once).
+
+    Same processes as ``python -m crmbridge`` (see forkserver.py) without paying the import for every run; for
+    tests that run the CLI many times.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.server = ForkServer(cli_env())
+        self.runs = 0
+
+    def close(self) -> None:
+        self.server.close()
+
+    def run(self, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True) -> CliResult:
+        """``crmbridge ARGS``; raises with its output when it fails (unless ``check`` is False)."""
+        self.runs += 1
+        out, err = self.workdir / f"run-{self.runs}.out", self.workdir / f"run-{self.runs}.err"
+        self.server.start(list(args), out, err=err)
+        code = self.server.wait(timeout)
+        result = CliResult(["crmbridge", *args], code, out.read_text(errors="replace"), err.read_text(errors="replace"))
+        if check and code != 0:
+            raise AssertionError(f"crmbridge {' '.join(args)} exited {code}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def sync(self, config: Path, *args: str, timeout: float = CLI_TIMEOUT_S) -> CliResult:
+        """``crmbridge sync -c CONFIG --json ARGS``."""
+        return self.run("sync", "-c", str(config), "--json", *args, timeout=timeout)
 
 
 @dataclass
@@ -223,10 +280,12 @@ class Emulators:
         dynamics_url: str | None = None,
         ca_path: Path | None = None,
         events: str = "",
+        optouts: OptOutsSection = DEFAULT_OPTOUTS,
     ) -> Path:
         """A config with a fresh state file; ``campaign_url`` / ``dynamics_url`` (with the ``ca_path`` that trusts
         it) point API calls elsewhere (a kill proxy); tokens still come from the emulators themselves.
-        ``events``: an ``events:`` section (``events_section``), none by default."""
+        ``events``: an ``events:`` section (``events_section``), none by default; ``optouts``: the ``optouts:``
+        section."""
         directory.mkdir(parents=True, exist_ok=True)
         state = directory / "state.db"
         state.unlink(missing_ok=True)
@@ -239,6 +298,7 @@ class Emulators:
             campaign,
             state.resolve(),
             events=events,
+            optouts=optouts,
             authority_url=self.dynamics.base_url,
         )
         path.write_text(text)
@@ -287,12 +347,35 @@ class Org:
             current = operator.get("/config").json()["faults"]
             operator.post("/config", json={"faults": current | settings}).raise_for_status()
 
+    def campaign_optout(self, contact: str, flags: dict[str, bool], *, at: str | None = None) -> None:
+        """A landing-page opt-out (or opt-in) on the profile whose externalId is CONTACT; ``at``: its moment."""
+        body: dict[str, Any] = {"externalId": contact, "flags": flags} | ({"at": at} if at is not None else {})
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/optouts", json=body).raise_for_status()
+
+    def campaign_flag_timestamps(self, on: bool) -> None:
+        """Per-flag …LastModified fields on profiles (a tenant with them) or not (a tenant without)."""
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/config", json={"flagTimestamps": on}).raise_for_status()
+
+    def advance_campaign_clock(self, seconds: float) -> None:
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/clock", json={"advanceSeconds": seconds}).raise_for_status()
+
     def close(self) -> None:
         self.dataverse.close()
         self.campaign.close()
 
 
-def clean_org(emulators: Emulators, directory: Path, *, contacts: int, vehicles_share: float, seed: int) -> Org:
+def clean_org(
+    emulators: Emulators,
+    directory: Path,
+    *,
+    contacts: int,
+    vehicles_share: float,
+    seed: int,
+    optouts: OptOutsSection = DEFAULT_OPTOUTS,
+) -> Org:
     """Reset both instances (faults and latency off), seed Dynamics, write a config with a fresh state file."""
     with emulators.dynamics_operator() as operator:
         operator.post("/reset").raise_for_status()
@@ -303,5 +386,6 @@ def clean_org(emulators: Emulators, directory: Path, *, contacts: int, vehicles_
             ).raise_for_status()
     with emulators.campaign_operator() as operator:
         operator.post("/reset").raise_for_status()
-        operator.post("/config", json={"faults": {"seed": seed}}).raise_for_status()
-    return Org(emulators, emulators.write_config(directory), emulators.dataverse_reader(), emulators.campaign_reader())
+        operator.post("/config", json={"faults": {"seed": seed}, "flagTimestamps": True}).raise_for_status()
+    config = emulators.write_config(directory, optouts=optouts)
+    return Org(emulators, config, emulators.dataverse_reader(), emulators.campaign_reader())

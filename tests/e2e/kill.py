@@ -75,6 +75,10 @@ class _Victim:
                 os.kill(self.pid, signal.SIGKILL)
 
 
+RequestHook = Callable[[str, str, str], None]
+"""Called with (method, path, query) of a request in a worker thread; may change the upstream meanwhile."""
+
+
 def _is_token_request(path: str) -> bool:
     """Adobe IMS and Entra ID token endpoints: POSTs, but not writes to the data."""
     return path.startswith("/ims") or "/oauth2/" in path
@@ -85,6 +89,8 @@ class KillProxy:
 
     ``tls`` serves HTTPS with those files (clients must trust their CA as well as the upstream's); ``upstream_ca``
     is the CA the proxy trusts for an HTTPS upstream (the Dataverse emulator's).
+    ``before_forward`` and ``before_reply`` hooks run for every request, before it reaches the upstream and after
+    the upstream answered but before the client gets that answer: a test changes the upstream at those moments.
     """
 
     def __init__(self, upstream: str, *, tls: TlsFiles | None = None, upstream_ca: Path | None = None) -> None:
@@ -110,6 +116,8 @@ class KillProxy:
         )
         self._thread = threading.Thread(target=self._server.run, name="kill-proxy", daemon=True)
         self._client: httpx.AsyncClient | None = None
+        self.before_forward: RequestHook | None = None
+        self.before_reply: RequestHook | None = None
 
     def __enter__(self) -> KillProxy:
         self._thread.start()
@@ -146,6 +154,8 @@ class KillProxy:
         query = scope.get("query_string", b"").decode()
         url = self.upstream + scope.get("raw_path", path.encode()).decode() + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in _HOP_HEADERS]
+        if self.before_forward is not None:
+            await asyncio.to_thread(self.before_forward, method, path, query)
         try:
             upstream = await self._client.request(method, url, headers=headers, content=body)
         except httpx.TransportError:
@@ -160,6 +170,8 @@ class KillProxy:
                     # Applied upstream; the process dies before it can read the answer.
                     victim.kill()
                     await asyncio.to_thread(victim.reaped.wait, 30)
+        if self.before_reply is not None:
+            await asyncio.to_thread(self.before_reply, method, path, query)
         out_headers = [(k.encode(), v.encode()) for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS]
         out_headers.append((b"content-length", str(len(upstream.content)).encode()))
         await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
@@ -262,9 +274,11 @@ class ForkServer:
         except queue.Empty:
             raise TimeoutError from None
 
-    def start(self, args: list[str], log: Path) -> int:
+    def start(self, args: list[str], log: Path, *, err: Path | None = None) -> int:
+        """Fork a run of ``crmbridge ARGS``; its stdout (and stderr, unless ``err`` names a file for it) to ``log``."""
         assert self._server.stdin is not None
-        self._server.stdin.write(json.dumps({"argv": args, "log": str(log)}) + "\n")
+        request: dict[str, Any] = {"argv": args, "log": str(log)} | ({"err": str(err)} if err is not None else {})
+        self._server.stdin.write(json.dumps(request) + "\n")
         self._server.stdin.flush()
         self._pid = int(self._answer(60.0)["pid"])
         return self._pid
@@ -337,12 +351,17 @@ class KillHarness:
         self.report.runs.append(record)
         return record
 
-    def kill_points(self, count: int, *, more_work: Callable[[random.Random], None]) -> KillReport:
-        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next."""
+    def kill_points(
+        self, count: int, *, more_work: Callable[[random.Random], None], after_kills_too: bool = False
+    ) -> KillReport:
+        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next
+        (``after_kills_too``: every run does, so changes also land while the process is down mid-work)."""
         while self.report.kills < count:
             record = self.run(_plan(self.rnd, self.max_writes, self.max_seconds))
             if record.returncode == -signal.SIGKILL:
                 self.report.kills += 1
+                if after_kills_too:
+                    more_work(self.rnd)
             elif record.returncode == 0:
                 more_work(self.rnd)
             else:

@@ -262,6 +262,24 @@ def stored_rows(campaign_operator: httpx.Client) -> dict[str, int]:
     return {str(k): int(v) for k, v in answer.json()["rows"].items()}
 
 
+def dynamics_flags(reader: DataverseReader, column: str = "donotbulkemail") -> dict[str, bool]:
+    """Each contact's opt-out column, by contactid."""
+    return {str(row["contactid"]): bool(row.get(column)) for row in reader.rows("contacts", ["contactid", column])}
+
+
+def campaign_flags(reader: CampaignReader, flag: str = "blackListEmail") -> dict[str, bool]:
+    """Each profile's opt-out flag, by externalId (profiles without one are left out)."""
+    return {str(row["externalId"]): bool(row.get(flag)) for row in reader.rows(PROFILE_PATH) if row.get("externalId")}
+
+
+def both_flags(
+    dataverse: DataverseReader, campaign: CampaignReader, contacts: list[str]
+) -> dict[str, tuple[bool, bool | None]]:
+    """(Dynamics donotbulkemail, Campaign blackListEmail) per contact; None where Campaign has no profile."""
+    dynamics, acs = dynamics_flags(dataverse), campaign_flags(campaign)
+    return {contact: (dynamics[contact], acs.get(contact)) for contact in contacts}
+
+
 # The demo's event tables (crmbridge's default activity tables, cmb_ prefix) and Dataverse's own task table.
 ACTIVITY_SETS = {
     "send": "cmb_emailsends",

@@ -198,11 +198,15 @@ class FakeContacts:
     now: Any  # callable returning the current datetime
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # contact ids read one by one, in order
+    before_read: Any = None  # hook: called with the contact id before each read_contact (to simulate races)
 
     def edit(self, contact_id: str, **values: Any) -> None:
-        self.table.put(contact_id, modifiedon=self.now().isoformat().replace("+00:00", "Z"), **values)
+        # Dataverse dates rows to the whole second (§2.6), whatever the moment's fraction.
+        self.table.put(contact_id, modifiedon=self.now().strftime("%Y-%m-%dT%H:%M:%SZ"), **values)
 
     async def read_contact(self, contact_id: str, columns: Sequence[str]) -> tuple[Mapping[str, Any], str] | None:
+        if self.before_read is not None:
+            self.before_read(contact_id)
         self.reads.append(contact_id)
         row = self.table.rows.get(contact_id)
         if row is None:
