@@ -11,6 +11,9 @@ least ``--events`` events are scheduled, move the Campaign clock 4 days on and p
   limits are scaled down; the rate after the first window (whose initial burst a sustained sync never gets
   again) is compared with what the binding facet allows: requests per window times rows per request, or
   execution time per window over the charge per row (``row_write_ms`` + ``request_ms`` per request, shared).
+  Rows are every row write the flow needs: an activity is two (created open, then closed: Dataverse does not
+  take a completed state on create), a follow-up task one. Requests admitted just below the limit are charged
+  when they finish, so the last ones may overshoot it: keep the run several windows long, or the share reads high.
 
 Latency is from journal publication to the row in Dynamics: this process's wall clock when the release call
 returns, to the wall clock when the batch holding the event was acknowledged (the flow's progress callback).
@@ -243,7 +246,9 @@ def summarise(
         "latency_p95_s": _rounded(percentile(latencies, 0.95)),
     }
     if limits.enabled:
-        allowed = allowed_rate(limits, requests, stats.written + stats.tasks, stats.written)
+        # Rows the flow must write: each activity is upserted open and then closed by a second row write (Dataverse
+        # refuses a completed statecode on create: see DataverseActivitySink._upsert_closed), plus the tasks.
+        allowed = allowed_rate(limits, requests, 2 * stats.written + stats.tasks, stats.written)
         rate = steady_rate(progress.marks, started, limits.window_s)
         binding = min(allowed, key=allowed.__getitem__) if allowed else None
         result |= {
