@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from crmbridge.engine.events import EventsFlow
-from crmbridge.exceptions import RecordError, TransientError
+from crmbridge.engine.ports import EventBatch
+from crmbridge.exceptions import CheckpointExpired, RecordError, TransientError
 from crmbridge.records import EventType
 from crmbridge.state import Flow, StateStore
 from tests.engine.fakes import FakeDynamics, FakeEventFeed
@@ -98,3 +99,32 @@ async def test_an_event_repeated_in_a_batch_still_in_flight_is_a_duplicate_not_a
     stats = await running
     assert (stats.written, stats.duplicates) == (2, 2)
     assert dynamics.calls == 1  # the second batch had nothing new to write
+
+
+async def test_batches_in_flight_when_the_journal_answers_410_are_committed_before_the_gap_is_handled(
+    store: StateStore,
+) -> None:
+    dynamics = HeldDynamics({"c1", "c2", "c3"})
+    first_page, newer = DELIVERY[2:4], [event(EventType.OPEN, "c3", "b3", 30)]  # an open and a click of c1
+
+    class ExpiringJournal:
+        """Yields one page; the next read answers 410 (while that page is still being written)."""
+
+        async def batches(self, position: str | None, *, after_gap: bool = False) -> AsyncIterator[EventBatch]:
+            if after_gap:
+                yield EventBatch(newer, "after-gap", caught_up=True)
+                return
+            yield EventBatch(first_page, "page-1")
+            await wait_until(lambda: dynamics.started >= 1)
+            raise CheckpointExpired("position expired (fake 410)")
+
+    running = asyncio.ensure_future(
+        EventsFlow(settings(), ExpiringJournal(), dynamics, store, scope="journal").run_pass()
+    )
+    await wait_until(lambda: dynamics.started >= 1)
+    await asyncio.sleep(0.01)
+    dynamics.release.set()
+    stats = await running
+    assert stats.gaps == 1
+    assert (stats.written, len(dynamics.activities)) == (3, 3)  # the page read before the gap was not dropped
+    assert store.ledger_contains({e.event_key for e in first_page}) == {e.event_key for e in first_page}

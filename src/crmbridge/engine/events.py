@@ -144,13 +144,20 @@ class EventsFlow:
         # Reading, writing and committing overlap: the next page is read and several batches are written while
         # earlier ones wait to commit in order (crmbridge.engine.pipeline).
         count = 0
+        self._in_flight_keys.clear()  # what a failed drain left behind was never committed
         async with OrderedPipeline(self.in_flight) as pipeline:
-            async for source in feed.batches(position, after_gap=after_gap):
-                pending = self._prepare(source, stats, scope)
-                await pipeline.submit(self._write(pending), functools.partial(self._commit, pending, stats))
-                count += 1
-                if source.caught_up or (max_batches is not None and count >= max_batches):
-                    break
+            try:
+                async for source in feed.batches(position, after_gap=after_gap):
+                    pending = self._prepare(source, stats, scope)
+                    await pipeline.submit(self._write(pending), functools.partial(self._commit, pending, stats))
+                    count += 1
+                    if source.caught_up or (max_batches is not None and count >= max_batches):
+                        break
+            except CheckpointExpired:
+                # The batches read before the journal gap are good: write and commit them before the gap is handled
+                # (reading goes on from the oldest kept event, which may be newer than they are).
+                await pipeline.finish()
+                raise
 
     def _prepare(self, source: EventBatch, stats: EventStats, scope: str) -> _Pending:
         """What a batch has to write: enabled, new events (not in the ledger nor in a batch still in flight)."""

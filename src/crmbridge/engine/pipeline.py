@@ -53,10 +53,14 @@ class OrderedPipeline:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         if error is None:
-            while self._slots:
-                await self._commit_oldest()
+            await self.finish()
         else:
             await self._cancel_all()
+
+    async def finish(self) -> None:
+        """Wait for every batch in flight and commit them all, in order."""
+        while self._slots:
+            await self._commit_oldest()
 
     async def submit(self, write: Awaitable[Result], commit: Callable[[Result], Awaitable[None]]) -> None:
         """Start ``write`` once fewer than ``depth`` batches are in flight; ``commit(result)`` runs later, after
