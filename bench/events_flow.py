@@ -18,8 +18,9 @@ least ``--events`` events are scheduled, move the Campaign clock 4 days on and p
 Latency is from journal publication to the row in Dynamics: this process's wall clock when the release call
 returns, to the wall clock when the batch holding the event was acknowledged (the flow's progress callback).
 Where the time goes: ``dataverse_busy_s`` and ``campaign_busy_s`` are the seconds with at least one request in
-flight to that service (requests of one service overlap; the two services' do not, as the flow reads a page,
-then writes it); the rest is crmbridge's own work (mapping, ledger, state commits) and event-loop waits.
+flight to that service (they overlap: the flow reads the next page while earlier batches are written), and
+``cpu_ms_per_event`` the CPU each process (crmbridge, the Dataverse and the Campaign emulator, all on the same
+cores) spent per activity written during the pass, from /proc: on a shared machine, CPU is the stable figure.
 All events are published at once, so this is the latency of draining a backlog, not of a trickle. The flow's
 own ``EventStats.latencies`` (occurred→written) are not used: "occurred" comes from the Campaign emulator's
 clock, which this benchmark moves 4 days on so that opens and clicks fall due, so they say nothing here.
