@@ -79,13 +79,14 @@ class OrderedPipeline:
     async def _commit_oldest(self) -> None:
         head = self._slots[0]
         while not head.task.done():
-            # Wake on any batch finishing, so a later batch's failure stops the pass without waiting for the oldest.
-            await asyncio.wait([slot.task for slot in self._slots], return_when=asyncio.FIRST_COMPLETED)
-            failed = next((s.task for s in self._slots if _failed(s.task)), None)
-            if failed is not None and failed is not head.task:
+            failed = next((slot.task for slot in self._slots if _failed(slot.task)), None)
+            if failed is not None:  # a later batch failed: stop without waiting for the oldest
                 await self._commit_finished()  # the batches before the failed one that did finish
                 await self._cancel_all()
                 failed.result()  # raises the failure as itself
+            # Wake when any batch still running finishes (waiting on a finished one would return at once, forever).
+            running = [slot.task for slot in self._slots if not slot.task.done()]
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         self._slots.popleft()
         await head.commit(head.task.result())  # a failed write raises here, before anything of it is committed
 
