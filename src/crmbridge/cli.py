@@ -551,9 +551,10 @@ def dlq_show(
 
 @dlq_app.command("retry")
 def dlq_retry(letter_ids: list[int] = _LETTER_IDS, config_path: Path = _CONFIG_OPTION) -> None:
-    """Retry dead letters of table mappings: re-read each row from Dynamics as it is now and write it through the
-    mapping (never the stale payload). A letter is resolved when the write succeeds; it stays open, with its
-    attempts counted, when the target refuses it again (exit code 1).
+    """Retry dead letters. A table row is re-read from Dynamics as it is now and written through the mapping (never
+    the stale payload); an email event, which never changes, is written again under its own activity id. A letter
+    is resolved when the write succeeds; it stays open, with its attempts counted, when the target refuses it again
+    (exit code 1).
     """
     from crmbridge.engine.ops_commands import run_dlq_retry
 

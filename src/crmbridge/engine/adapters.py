@@ -119,6 +119,10 @@ class CampaignRecordTarget:
         return True
 
     async def delete(self, key: str) -> None:
+        # One DELETE addressed by the custom key (campaign-standard-api.md §2.2), as PATCH is: it also reaches a child
+        # hidden behind a 1-cardinality link whose parent is gone, which a lookup by key no longer finds (inferred).
+        if await self.client.delete(self.resource, key, record_key=key):
+            return
         for row in await self.client.find_by_key(self.resource, self.key_field, key):
             await self.client.delete(self.resource, row, record_key=key)
 

@@ -6,8 +6,8 @@ What a real pass sends, by the code paths of :mod:`crmbridge.engine.adapters` an
 - Dataverse: one GET per page of the change read, plus one metadata GET per table whose mapping has no
   ``entity_set`` (looked up once per command).
 - Campaign, per row written: a create is a lookup by key (GET) then a POST (the POST alone when
-  ``campaign.keys_are_identification_keys``); an update is one PATCH addressed by the key; a delete is a lookup by
-  key then a DELETE. A written child adds one GET per distinct parent it links to (a parent's PKey is looked up
+  ``campaign.keys_are_identification_keys``); an update is one PATCH addressed by the key; a delete is one DELETE
+  addressed by the key. A written child adds one GET per distinct parent it links to (a parent's PKey is looked up
   once per pass). Skipped, filtered, parked and failed rows send nothing.
 - Engine calls by the licence's 1/1/2 rule (campaign-standard-api.md §8): 1 per insert, 1 per delete, 2 per update;
   a row crmbridge skips is never sent, so it costs none.
@@ -58,7 +58,7 @@ def estimate_pass(
 ) -> ApiBudget:
     """The budget of the real pass whose dry run counted ``stats``."""
     per_create = 1 if create_first else 2
-    campaign = stats.created * per_create + stats.updated + stats.deleted * 2 + parent_lookups
+    campaign = stats.created * per_create + stats.updated + stats.deleted + parent_lookups
     return ApiBudget(
         dataverse_requests=stats.pages + metadata_requests,
         campaign_requests=campaign,

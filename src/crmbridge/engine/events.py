@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from crmbridge.config import EventsSettings
 from crmbridge.engine.activities import activity_row, followup_task, is_enabled, rollup_after, rollup_values
+from crmbridge.engine.event_records import event_payload, next_unmatched_try
+from crmbridge.engine.event_retry import retry_unmatched
 from crmbridge.engine.pipeline import OrderedPipeline
 from crmbridge.engine.ports import ActivitySink, EventBatch, EventFeed, MissingContact
 from crmbridge.exceptions import CheckpointExpired
@@ -46,6 +48,8 @@ class EventStats:
     tasks: int = 0
     rollups: int = 0
     gaps: int = 0
+    unmatched_retried: int = 0  # unmatched events looked at again this pass
+    unmatched_matched: int = 0  # ... of which written now that their contact exists
     batches: int = 0
     lag_seconds: float | None = None
     latencies: list[float] = field(default_factory=list)  # occurred → written, seconds, for p50/p95
@@ -53,7 +57,7 @@ class EventStats:
 
     def counts(self) -> dict[str, int]:
         names = ("read", "written", "duplicates", "not_enabled", "unmatched", "rejected", "failed", "tasks", "gaps")
-        return {name: int(getattr(self, name)) for name in names}
+        return {name: int(getattr(self, name)) for name in (*names, "unmatched_retried", "unmatched_matched")}
 
 
 ProgressCallback = Callable[[EventStats], None]
@@ -64,7 +68,7 @@ DEFAULT_IN_FLIGHT = 4  # batches written at once; each is a few bulk requests, b
 class _Pending:
     """One source batch between reading and committing: what to write, and what its writes produced."""
 
-    source: EventBatch
+    source: EventBatch | None  # None for events written outside a read (retries): no position to store
     batch: Batch
     now: datetime
     matched: list[tuple[EmailEvent, str]] = field(default_factory=list)
@@ -109,6 +113,7 @@ class EventsFlow:
         try:
             checkpoint = self.store.checkpoint(Flow.EVENTS, self.scope)
             position = checkpoint.value if checkpoint is not None else None
+            await retry_unmatched(self, stats)
             try:
                 await self._drain(self.feed, position, stats, max_batches, scope=self.scope)
             except CheckpointExpired:
@@ -179,7 +184,7 @@ class EventsFlow:
             else:
                 pending.unmatched += 1
                 reason = "the profile has no externalId (no Dynamics contact)"
-                pending.batch.keep_unmatched(_unmatched(event, reason, now))
+                pending.batch.keep_unmatched(self._unmatched(event, reason, now))
         pending.keys = {event.event_key for event, _ in pending.matched}
         self._in_flight_keys.update(pending.keys)
         return pending
@@ -190,19 +195,24 @@ class EventsFlow:
             await self._write_rollups(written, stats)
         batch = pending.batch
         batch.record_events(written)
+        assert pending.source is not None  # batches of a read always have a position
         batch.advance_to(pending.source.position)
         self.store.commit(batch)
         self._in_flight_keys.difference_update(pending.keys)
+        self._count(pending, written, stats)
+        done = self.clock()
+        stats.latencies.extend(max(0.0, (done - entry.occurred_at).total_seconds()) for entry in written)
+        if self.progress is not None:
+            self.progress(stats)
+
+    @staticmethod
+    def _count(pending: _Pending, written: Sequence[LedgerEntry], stats: EventStats) -> None:
         stats.written += len(written)
         stats.unmatched += pending.unmatched
         stats.failed += pending.failed
         stats.tasks += pending.tasks
         for entry in written:
             stats.by_type[entry.event_type] = stats.by_type.get(entry.event_type, 0) + 1
-        done = self.clock()
-        stats.latencies.extend(max(0.0, (done - entry.occurred_at).total_seconds()) for entry in written)
-        if self.progress is not None:
-            self.progress(stats)
 
     def _new_events(self, events: Sequence[EmailEvent], stats: EventStats) -> list[EmailEvent]:
         """Enabled types only, each natural key once, and none the ledger already holds."""
@@ -230,13 +240,19 @@ class EventsFlow:
             error = errors.get(row.activity_id)
             if isinstance(error, MissingContact):
                 pending.unmatched += 1
-                batch.keep_unmatched(_unmatched(event, f"no Dynamics contact {contact}: {error}", now))
+                batch.keep_unmatched(self._unmatched(event, f"no Dynamics contact {contact}: {error}", now))
                 task_events.discard(event.event_key)
             elif error is not None:
                 pending.failed += 1
                 batch.dead_letter(
                     DeadLetter(
-                        Flow.EVENTS, self.scope, event.event_key, _payload(event), type(error).__name__, str(error), now
+                        Flow.EVENTS,
+                        self.scope,
+                        event.event_key,
+                        event_payload(event),
+                        type(error).__name__,
+                        str(error),
+                        now,
                     )
                 )
                 task_events.discard(event.event_key)
@@ -272,6 +288,29 @@ class EventsFlow:
                     )
         return written
 
+    async def write_events(self, events: Sequence[EmailEvent], batch: Batch, stats: EventStats) -> list[LedgerEntry]:
+        """Write events outside a read (dead-letter and unmatched retries) as a pass would, adding ledger entries,
+        unmatched rows and dead letters to ``batch``; the caller commits it."""
+        now = self.clock()
+        for event in events:
+            if not event.external_id:
+                stats.unmatched += 1
+                batch.keep_unmatched(self._unmatched(event, "the profile has no externalId (no Dynamics contact)", now))
+        pending = _Pending(None, batch, now, matched=[(e, e.external_id) for e in events if e.external_id])
+        written = await self._write(pending)
+        self._count(pending, written, stats)
+        if self.settings.rollups.enabled and written:
+            await self._write_rollups(written, stats)
+        batch.record_events(written)
+        return written
+
+    def _unmatched(self, event: EmailEvent, reason: str, now: datetime) -> UnmatchedEvent:
+        # An event with a contact id is looked at again while the contact may still appear (event_retry.py).
+        retry_at = next_unmatched_try(now, 0, now, self.settings.unmatched_retry_for) if event.external_id else None
+        return UnmatchedEvent(
+            event.event_key, event.external_id, event.email, event_payload(event), reason, now, next_try_at=retry_at
+        )
+
     async def _write_rollups(self, written: Sequence[LedgerEntry], stats: EventStats) -> None:
         """Roll-ups from the committed ledger plus this batch: the same result for any order or replay."""
         by_contact: dict[str, list[LedgerEntry]] = {}
@@ -284,20 +323,3 @@ class EventsFlow:
         }
         errors = await self.sink.update_contacts(values)
         stats.rollups += len(values) - len(errors)
-
-
-def _payload(event: EmailEvent) -> dict[str, object]:
-    return {
-        "event_type": event.event_type.value,
-        "occurred_at": event.occurred_at.isoformat(),
-        "external_id": event.external_id,
-        "campaign_id": event.campaign_id,
-        "delivery_id": event.delivery_id,
-        "broadlog_id": event.broadlog_id,
-        "url": event.url,
-        "source_position": event.source_position,
-    }
-
-
-def _unmatched(event: EmailEvent, reason: str, now: datetime) -> UnmatchedEvent:
-    return UnmatchedEvent(event.event_key, event.external_id, event.email, _payload(event), reason, now)

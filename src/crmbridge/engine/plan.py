@@ -42,6 +42,10 @@ class PlannedLinks:
             for field, key in (link.parent_keys or {}).items()
         }
 
+    def deleted(self, mapping: str) -> list[LinkRow]:
+        """Links of ``mapping`` this dry run would have deleted (their children would go with them)."""
+        return [link for (name, _), link in self._links.items() if name == mapping and link.is_deleted]
+
     def overlay(self, mapping: str, stored: Mapping[str, LinkRow], ids: Sequence[str] | set[str]) -> dict[str, LinkRow]:
         """``stored`` links of ``ids`` with what this dry run would have changed laid over them."""
         merged = dict(stored)

@@ -210,11 +210,14 @@ class Runner:
         return results
 
     async def _retry_requested_letters(self, only: str | None) -> None:
-        """Dead letters an operator asked to retry (dashboard button): re-read from Dynamics and written again."""
+        """Dead letters an operator asked to retry (dashboard button): rows re-read from Dynamics, events rewritten.
+
+        A pass of one mapping (``only``) takes up only that mapping's letters.
+        """
         from crmbridge.engine.deadletters import retry_letters  # it builds on this runner: imported when used
 
-        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING, flow=Flow.TABLES)
-        waiting = [letter for letter in waiting if only is None or letter.mapping == only]
+        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING)
+        waiting = [w for w in waiting if only is None or (w.flow is Flow.TABLES and w.mapping == only)]
         if waiting:
             await retry_letters(self, [letter.id for letter in waiting if letter.id is not None])
 

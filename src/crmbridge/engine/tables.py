@@ -20,6 +20,7 @@ from typing import Any
 
 from crmbridge.engine.decide import Decision, Outcome, ReadKind, decide
 from crmbridge.engine.optout_merge import pair_key
+from crmbridge.engine.orphans import settle_orphans
 from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.ports import ChangeFeed, ChangePage, RecordTarget
 from crmbridge.engine.table_spec import TableSpec
@@ -53,6 +54,7 @@ class PassStats:
     filtered: int = 0
     parked: int = 0
     failed: int = 0
+    orphaned: int = 0  # rows whose parent crmbridge deleted in Campaign (deleted too, or kept: see orphans.py)
     pages: int = 0
     seconds: float = 0.0
     stopped: bool = False  # a stop request ended the pass early; the next pass resumes from its checkpoint
@@ -64,7 +66,7 @@ class PassStats:
 
     def counts(self) -> dict[str, int]:
         names = ("read", "created", "updated", "deleted", "skipped", "filtered", "parked", "failed", "pages")
-        return {name: int(getattr(self, name)) for name in names}
+        return {name: int(getattr(self, name)) for name in (*names, "orphaned")}
 
     def count(self, outcome: Outcome) -> None:
         attribute = {
@@ -168,6 +170,7 @@ class TablesFlow:
             read, delta_link = self._plan_read(replay)
             stats.kind = read.kind.value
             await self._retry_parked(stats)
+            await settle_orphans(self, stats)
             await self._read_with_recovery(read, delta_link, stats)
         except _Stopped:
             stats.stopped = True

@@ -347,6 +347,11 @@ def render_dead_letter_page(letter: DeadLetter, access: Access, now: datetime) -
         ("attempts", str(letter.attempts)),
         ("first failed", _moment(letter.first_failed_at, now)),
         ("last failed", _moment(letter.failed_at, now)),
+        *(
+            [("closed", f"{_moment(letter.closed_at, now)} — {text(letter.close_reason or '')}")]
+            if letter.closed_at is not None
+            else []
+        ),
         ("payload", _payload(letter.payload, preview=False)),
         ("actions", _letter_actions(letter, access, back="letter") or '<span class="muted">none</span>'),
     ]
