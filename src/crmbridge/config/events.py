@@ -28,7 +28,11 @@ __all__ = [
 ]
 
 # EmailEvent fields a journal payload can fill; the others are set by the reader itself.
-PAYLOAD_FIELDS = frozenset(f.name for f in dataclass_fields(EmailEvent)) - {"source_kind", "source_position", "raw"}
+PAYLOAD_FIELDS = frozenset(f.name for f in dataclass_fields(EmailEvent) if f.init) - {
+    "source_kind",
+    "source_position",
+    "raw",
+}
 
 # The ACS payload schema on I/O Events is not public (shared/protocols/adobe-io-events-and-exports.md §B): these
 # paths are inferred from the XDM Campaign ExperienceEvent field names and must be checked against a real tenant.
