@@ -79,6 +79,7 @@ def insert_row(org: Org, table: Table, values: Row, req: ApiRequest) -> str:
 
 
 def update_row(org: Org, table: Table, current: Row, values: Row, req: ApiRequest) -> None:
+    _check_open(table, current, values)
     _apply_state(table, values, current)
     merged = {**current, **values}
     apply_computed(table, merged)
@@ -87,6 +88,18 @@ def update_row(org: Org, table: Table, current: Row, values: Row, req: ApiReques
     _check_keys(org, table, merged)
     org.storage.update(table, current[table.primary_id], changes)
     req.charge("rows_written")
+
+
+_STATE_COLUMNS = frozenset({"statecode", "statuscode"})
+
+
+def _check_open(table: Table, current: Row, values: Row) -> None:
+    """A closed (completed or canceled) activity is read-only until reopened (§5.6-5.7): only its state may change."""
+    if not table.is_activity or current.get("statecode") in (None, 0):
+        return
+    if any(name not in _STATE_COLUMNS and name != table.primary_id for name in values):
+        # CannotUpdateBecauseItIsReadOnly as a community Dataverse client maps it (0x8004022e); status (inferred).
+        raise ODataError(400, "0x8004022e", "The object cannot be updated because it is read-only.")
 
 
 def _check_keys(org: Org, table: Table, row: Row) -> None:
