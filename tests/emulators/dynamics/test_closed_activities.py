@@ -94,3 +94,11 @@ async def test_states_of_several_activities_in_one_query(api: httpx.AsyncClient)
     assert response.status_code == 200, response.text
     states = {row["activityid"]: row["statecode"] for row in response.json()["value"]}
     assert states == {closed: 1, open_id: 0}
+
+
+async def test_in_function_with_a_single_value(api: httpx.AsyncClient) -> None:
+    closed = await closed_task(api)
+    in_one = f"Microsoft.Dynamics.CRM.In(PropertyName='activityid',PropertyValues=[\"{closed}\"])"
+    response = await api.get(f"{BASE}tasks?$select=statecode&$filter={in_one}")
+    assert response.status_code == 200, response.text
+    assert [row["activityid"] for row in response.json()["value"]] == [closed]

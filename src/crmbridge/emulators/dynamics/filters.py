@@ -49,6 +49,8 @@ def _rewrite_in_function(text: str) -> str:
         for item in _LIST_ITEM.finditer(match.group(2)):
             value = item.group(1) if item.group(1) is not None else item.group(2).replace("''", "'")
             items.append(format_string_literal(value))
+        if len(items) == 1:  # the OData grammar reads ('a') as a parenthesised value, not a list
+            return f"{match.group(1)} eq {items[0]}"
         return f"{match.group(1)} in ({','.join(items)})"
 
     return _IN_FUNCTION.sub(replace, text)
