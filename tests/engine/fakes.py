@@ -160,6 +160,9 @@ class FakeDynamics:
     contact_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_after: int | None = None
     calls: int = 0
+    states: dict[str, int] = field(default_factory=dict)  # statecode by activity id: 0 open, 1 completed
+    state_queries: int = 0  # activity_states / task_states calls
+    closed_only: list[str] = field(default_factory=list)  # ids closed without a write of their columns
 
     def _contact_of(self, values: Mapping[str, Any]) -> str:
         bind = next(v for k, v in values.items() if k.startswith("regardingobjectid_contact_"))
@@ -175,14 +178,34 @@ class FakeDynamics:
         for row in rows:
             if self._contact_of(row.values) not in self.contacts:
                 errors[row.activity_id] = MissingContact(f"contact With Id = {row.contact_id} Does Not Exist (fake)")
+            elif self.states.get(row.activity_id, 0) != 0:
+                # A closed activity is read-only (dataverse-web-api.md §5.6-5.7).
+                errors[row.activity_id] = RecordError(
+                    "0x8004022e The object cannot be updated because it is read-only."
+                )
             else:
                 self.activities[row.activity_id] = {"@table": row.entity_set, **row.values}
+                self.states[row.activity_id] = 1  # the real sink completes what it wrote
         return errors
+
+    async def close_activities(self, rows: Sequence[Any]) -> Mapping[str, RecordError]:
+        for row in rows:
+            self.states[row.activity_id] = 1
+            self.closed_only.append(row.activity_id)
+        return {}
+
+    async def activity_states(self, rows: Sequence[Any]) -> Mapping[str, int]:
+        self.state_queries += 1
+        return {row.activity_id: self.states[row.activity_id] for row in rows if row.activity_id in self.states}
 
     async def upsert_tasks(self, rows: Sequence[Any]) -> Mapping[str, RecordError]:
         for row in rows:
             self.tasks[row.activity_id] = dict(row.values)
         return {}
+
+    async def task_states(self, rows: Sequence[Any]) -> Mapping[str, int]:
+        self.state_queries += 1
+        return {row.activity_id: 0 for row in rows if row.activity_id in self.tasks}
 
     async def update_contacts(self, values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, RecordError]:
         for contact, columns in values.items():

@@ -35,6 +35,9 @@ __all__ = [
 PROFILE_RESOURCES = frozenset({"profile", "profileAndServices", "profileAndServicesExt"})
 NOT_FOUND = "0x80040217"  # "<table> With Id = <id> Does Not Exist" (dataverse-web-api.md §7.4)
 ACTIVITY_COMPLETED = {"statecode": 1, "statuscode": 2}  # activitypointer: Completed / Completed
+TASKS = TableRef("task", "tasks", "activityid")
+# Ids per state lookup: 500 GUIDs in an In() filter make a URL of about 22 KB, under the 32 KB GET limit (§2.1).
+IDS_PER_QUERY = 500
 
 
 def campaign_resource(resource: str) -> str:
@@ -151,22 +154,46 @@ class DataverseActivitySink:
 
     async def upsert_activities(self, rows: Sequence[ActivityRow]) -> Mapping[str, RecordError]:
         errors: dict[str, RecordError] = {}
-        by_table: dict[tuple[str, str], list[ActivityRow]] = {}
-        for row in rows:
-            by_table.setdefault((row.logical_name, row.entity_set), []).append(row)
 
-        async def write(group: tuple[tuple[str, str], list[ActivityRow]]) -> None:
-            (logical, entity_set), table_rows = group
-            table = TableRef(logical, entity_set, "activityid")
+        async def write(group: tuple[TableRef, list[ActivityRow]]) -> None:
+            table, table_rows = group
             errors.update(await self._upsert_closed(table, [(r.activity_id, r.values) for r in table_rows]))
 
         # One bulk call per activity table, the tables side by side (the session's limiter bounds what is in flight).
-        await run_chunks(list(by_table.items()), write, len(by_table) or 1)
+        groups = _by_table(rows)
+        await run_chunks(groups, write, len(groups) or 1)
         return errors
 
+    async def close_activities(self, rows: Sequence[ActivityRow]) -> Mapping[str, RecordError]:
+        errors: dict[str, RecordError] = {}
+        for table, table_rows in _by_table(rows):
+            closing = [(row.activity_id, ACTIVITY_COMPLETED) for row in table_rows]
+            errors.update(await self._upsert(table, closing, create=False))
+        return errors
+
+    async def activity_states(self, rows: Sequence[ActivityRow]) -> Mapping[str, int]:
+        states: dict[str, int] = {}
+        for table, table_rows in _by_table(rows):
+            states.update(await self._states(table, [row.activity_id for row in table_rows]))
+        return states
+
     async def upsert_tasks(self, rows: Sequence[TaskRow]) -> Mapping[str, RecordError]:
-        table = TableRef("task", "tasks", "activityid")
-        return await self._upsert(table, [(r.activity_id, r.values) for r in rows])
+        return await self._upsert(TASKS, [(r.activity_id, r.values) for r in rows])
+
+    async def task_states(self, rows: Sequence[TaskRow]) -> Mapping[str, int]:
+        return await self._states(TASKS, [row.activity_id for row in rows])
+
+    async def _states(self, table: TableRef, ids: Sequence[str]) -> dict[str, int]:
+        """statecode of the rows that exist among ``ids``: ``$filter`` with Microsoft.Dynamics.CRM.In (§3.3)."""
+        states: dict[str, int] = {}
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            values = ",".join(f'"{row_id}"' for row_id in ids[start : start + IDS_PER_QUERY])
+            query = f"Microsoft.Dynamics.CRM.In(PropertyName='{table.primary_id}',PropertyValues=[{values}])"
+            pages = self.client.iter_pages(table.entity_set, select=[table.primary_id, "statecode"], filter=query)
+            async for page in pages:
+                for row in page.rows:
+                    states[str(row[table.primary_id])] = int(row["statecode"])
+        return states
 
     async def update_contacts(self, values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, RecordError]:
         table = TableRef("contact", "contacts", "contactid")
@@ -202,6 +229,13 @@ class DataverseActivitySink:
             if result.error is not None:
                 errors[rows[result.index][0]] = _as_port_error(result.error)
         return errors
+
+
+def _by_table(rows: Sequence[ActivityRow]) -> list[tuple[TableRef, list[ActivityRow]]]:
+    groups: dict[tuple[str, str], list[ActivityRow]] = {}
+    for row in rows:
+        groups.setdefault((row.logical_name, row.entity_set), []).append(row)
+    return [(TableRef(logical, entity_set, "activityid"), group) for (logical, entity_set), group in groups.items()]
 
 
 class DataverseContacts:

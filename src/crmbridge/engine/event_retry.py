@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from crmbridge.engine.activities import TaskRow
 from crmbridge.engine.event_records import event_from_payload, next_unmatched_try
 from crmbridge.engine.ports import EventBatch
+from crmbridge.engine.rewrites import write_tasks
 from crmbridge.records import EVENT_NAMESPACE, EmailEvent
 from crmbridge.state import Batch, DeadLetter, DeadLetterStatus, Flow, UnmatchedEvent
 
@@ -115,7 +116,7 @@ async def retry_event_letters(flow: EventsFlow, letters: Sequence[DeadLetter]) -
     written = await flow.write_events(
         [e for e in events.values() if e.event_key not in already], batch, EventStats(flow.scope)
     )
-    task_errors = await flow.sink.upsert_tasks(list(tasks.values())) if tasks else {}
+    task_errors = await write_tasks(flow.sink, list(tasks.values()), may_exist=True)
     now = flow.clock()
     for letter_id, task in tasks.items():
         if (error := task_errors.get(task.activity_id)) is not None:

@@ -21,6 +21,7 @@ from crmbridge.engine.event_records import event_payload, next_unmatched_try
 from crmbridge.engine.event_retry import retry_unmatched
 from crmbridge.engine.pipeline import OrderedPipeline
 from crmbridge.engine.ports import ActivitySink, EventBatch, EventFeed, MissingContact
+from crmbridge.engine.rewrites import write_activities, write_tasks
 from crmbridge.exceptions import CheckpointExpired
 from crmbridge.records import EmailEvent
 from crmbridge.state import Batch, DeadLetter, Flow, LedgerEntry, RunStatus, StateStore, UnmatchedEvent
@@ -73,6 +74,7 @@ class _Pending:
     now: datetime
     matched: list[tuple[EmailEvent, str]] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)  # natural keys being written (deduped against later batches)
+    may_exist: bool = False  # its rows may have been written before (a replay or a retry): look them up first
     unmatched: int = 0
     failed: int = 0
     tasks: int = 0
@@ -154,6 +156,8 @@ class EventsFlow:
             try:
                 async for source in feed.batches(position, after_gap=after_gap):
                     pending = self._prepare(source, stats, scope)
+                    # A crashed process may have written, not committed, as many batches as it had in flight.
+                    pending.may_exist = count < self.in_flight
                     await pipeline.submit(self._write(pending), functools.partial(self._commit, pending, stats))
                     count += 1
                     if source.caught_up or (max_batches is not None and count >= max_batches):
@@ -232,7 +236,7 @@ class EventsFlow:
         """Activities (then follow-up tasks) of one batch; per-row refusals go to the batch, not the stats yet."""
         batch, now, matched = pending.batch, pending.now, pending.matched
         rows = [activity_row(event, contact, self.settings) for event, contact in matched]
-        errors = await self.sink.upsert_activities(rows) if rows else {}
+        errors = await write_activities(self.sink, rows, may_exist=pending.may_exist)
         tasks = [t for event, contact in matched if (t := followup_task(event, contact, self.settings)) is not None]
         written: list[LedgerEntry] = []
         task_events = {task.event_key for task in tasks}
@@ -271,7 +275,7 @@ class EventsFlow:
                 )
         tasks = [task for task in tasks if task.event_key in task_events]
         if tasks:
-            task_errors = await self.sink.upsert_tasks(tasks)
+            task_errors = await write_tasks(self.sink, tasks, may_exist=pending.may_exist)
             pending.tasks += len(tasks) - len(task_errors)
             for task in tasks:
                 if (task_error := task_errors.get(task.activity_id)) is not None:
@@ -296,7 +300,8 @@ class EventsFlow:
             if not event.external_id:
                 stats.unmatched += 1
                 batch.keep_unmatched(self._unmatched(event, "the profile has no externalId (no Dynamics contact)", now))
-        pending = _Pending(None, batch, now, matched=[(e, e.external_id) for e in events if e.external_id])
+        matched = [(e, e.external_id) for e in events if e.external_id]
+        pending = _Pending(None, batch, now, matched=matched, may_exist=True)  # a retry may follow a lost answer
         written = await self._write(pending)
         self._count(pending, written, stats)
         if self.settings.rollups.enabled and written:
