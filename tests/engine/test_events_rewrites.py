@@ -110,12 +110,35 @@ async def test_a_row_written_but_not_yet_closed_is_only_closed(stores: tuple[Sta
     assert dynamics.states == {str(e.activity_id): 1 for e in opens}
 
 
-async def test_only_the_batches_a_crash_can_leave_uncommitted_are_looked_up(store: StateStore) -> None:
+async def test_after_a_stored_position_only_the_batches_a_crash_can_leave_uncommitted_are_looked_up(
+    store: StateStore,
+) -> None:
+    dynamics = CountingDynamics({"c1"})
+    count = DEFAULT_IN_FLIGHT + 3
+    opens = [event(EventType.OPEN, "c1", f"b{minute}", minute) for minute in range(2 * count)]
+    feed = FakeEventFeed(opens[:count], batch_size=1)
+    first = await flow(feed, dynamics, store).run_pass()
+    assert (first.batches, first.written) == (count, count)
+    assert dynamics.state_queries == count  # no stored position: any batch may have been written before
+    dynamics.state_queries = 0
+    feed.events.extend(opens[count:])  # more events after the committed position
+
+    later = await flow(feed, dynamics, store).run_pass()
+
+    assert (later.batches, later.written) == (count, count)
+    assert dynamics.state_queries == DEFAULT_IN_FLIGHT  # one query per table per replayable batch, none after
+
+
+async def test_a_state_rebuilt_from_scratch_rewrites_no_closed_row(stores: tuple[StateStore, StateStore]) -> None:
+    crashed, rebuilt = stores
     dynamics = CountingDynamics({"c1"})
     opens = [event(EventType.OPEN, "c1", f"b{minute}", minute) for minute in range(DEFAULT_IN_FLIGHT + 3)]
-    stats = await flow(FakeEventFeed(list(opens), batch_size=1), dynamics, store).run_pass()
-    assert (stats.batches, stats.written) == (DEFAULT_IN_FLIGHT + 3, DEFAULT_IN_FLIGHT + 3)
-    assert dynamics.state_queries == DEFAULT_IN_FLIGHT  # one query per table per replayable batch, none after
+    await flow(FakeEventFeed(list(opens), batch_size=1), dynamics, crashed).run_pass()
+    dynamics.activity_writes.clear()
+
+    stats = await flow(FakeEventFeed(list(opens), batch_size=1), dynamics, rebuilt).run_pass()
+
+    assert (stats.written, stats.failed, dynamics.activity_writes) == (len(opens), 0, [])
 
 
 async def test_a_retried_dead_letter_whose_row_exists_closed_is_resolved_without_a_write(store: StateStore) -> None:

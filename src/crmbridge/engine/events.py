@@ -151,13 +151,15 @@ class EventsFlow:
         # Reading, writing and committing overlap: the next page is read and several batches are written while
         # earlier ones wait to commit in order (crmbridge.engine.pipeline).
         count = 0
+        # Without a stored position (a first pass, or a state rebuilt from scratch) any row may exist already.
+        unknown_start = position is None and not after_gap
         self._in_flight_keys.clear()  # what a failed drain left behind was never committed
         async with OrderedPipeline(self.in_flight) as pipeline:
             try:
                 async for source in feed.batches(position, after_gap=after_gap):
                     pending = self._prepare(source, stats, scope)
                     # A crashed process may have written, not committed, as many batches as it had in flight.
-                    pending.may_exist = count < self.in_flight
+                    pending.may_exist = unknown_start or count < self.in_flight
                     await pipeline.submit(self._write(pending), functools.partial(self._commit, pending, stats))
                     count += 1
                     if source.caught_up or (max_batches is not None and count >= max_batches):

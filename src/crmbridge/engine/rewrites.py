@@ -3,7 +3,9 @@
 A closed (completed or canceled) activity is read-only in Dataverse until reopened (dataverse-web-api.md §5.6-5.7),
 and one such row fails a whole ``UpsertMultiple``. Rows that a crashed process may have written (the batches a pass
 replays) and retried events are therefore looked up first, one query per table: a closed row is done, an open one
-only needs closing, a missing one is written as usual. Other batches skip the lookup: their ids cannot exist yet.
+only needs closing, a missing one is written as usual. So is every batch of a pass without a stored position (a
+first pass, or a state file rebuilt over an org that holds the rows). Other batches skip the lookup: their ids
+cannot exist yet (the ledger drops what earlier passes committed).
 """
 
 from __future__ import annotations
