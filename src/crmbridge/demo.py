@@ -207,7 +207,15 @@ def _progress(console: Console) -> Progress:
     )
 
 
-async def _sync_all(runner: Runner, console: Console, title: str, totals: Totals, expected: int | None) -> None:
+async def _sync_all(
+    runner: Runner, console: Console, title: str, totals: Totals, expected: int | None, changed_at: float | None = None
+) -> None:
+    """One pass of every flow; ``changed_at`` (time.monotonic() when the live changes ended) records each latency."""
+
+    def done(flow: str) -> None:
+        if changed_at is not None:
+            totals.latency(flow, time.monotonic() - changed_at)
+
     console.rule(title)
     with _progress(console) as progress:
         tasks: dict[str, Any] = {}
@@ -226,11 +234,13 @@ async def _sync_all(runner: Runner, console: Console, title: str, totals: Totals
         for stats in await runner.tables_pass(progress=on_tables):
             progress.update(tasks[stats.mapping], total=stats.read, completed=stats.read)
             totals.add(f"tables: {stats.mapping}", stats.counts(), stats.seconds)
+            done(f"tables: {stats.mapping}")
         task = progress.add_task("opt-outs", total=None, detail="both sides")
         optouts = await runner.optouts_pass()
         if isinstance(optouts, OptOutStats):
             progress.update(task, total=1, completed=1, detail=_optout_detail(optouts))
             totals.add("opt-outs", optouts.counts(), optouts.seconds)
+            done("opt-outs")
         task = progress.add_task("email events", total=None, detail="journal")
 
         def on_events(stats: EventStats) -> None:
@@ -241,6 +251,7 @@ async def _sync_all(runner: Runner, console: Console, title: str, totals: Totals
             progress.update(task, total=1, completed=1, detail=_event_detail(events))
             by_type = {f"written:{kind}": count for kind, count in events.by_type.items()}
             totals.add("email events", events.counts() | by_type, events.seconds)
+            done("email events")
 
 
 def _optout_detail(stats: OptOutStats) -> str:
@@ -309,10 +320,11 @@ async def _run(options: DemoOptions, emulators: DemoEmulators, console: Console,
         try:
             await _sync_all(runner, console, "Initial sync", totals, options.size + 1)
             changes = await asyncio.to_thread(make_live_changes, emulators, size=options.size, seed=options.seed)
+            changed_at = time.monotonic()
             console.rule("Live changes")
             for what, count in changes.made.items():
                 console.print(f"  {count:>6,}  {what}")
-            await _sync_all(runner, console, "Incremental sync", totals, None)
+            await _sync_all(runner, console, "Incremental sync", totals, None, changed_at)
             seconds = time.monotonic() - started
             print_summary(totals, console, seconds)
             details = {"live_changes": changes.as_json(), "problem_contact": problem, "dashboard": dashboard.url}

@@ -17,7 +17,7 @@ from rich.table import Table
 
 __all__ = ["SUMMARY_COLUMNS", "Totals", "print_summary", "summary_rows", "write_summary_file"]
 
-SUMMARY_COLUMNS = ("read", "written", "skipped", "waiting", "failed", "seconds")
+SUMMARY_COLUMNS = ("read", "written", "skipped", "waiting", "failed", "seconds", "latency")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Totals:
     """Per flow, the counts of every pass of the demo added up."""
 
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    latencies: dict[str, float] = field(default_factory=dict)  # flow → live change made → its pass acknowledged, s
 
     def add(self, flow: str, counts: dict[str, int], seconds: float) -> None:
         row = self.rows.setdefault(flow, {"seconds": 0.0})
@@ -32,13 +33,22 @@ class Totals:
             row[name] = row.get(name, 0) + value
         row["seconds"] += seconds
 
+    def latency(self, flow: str, seconds: float) -> None:
+        """The time from the end of the live changes to the end of the flow's incremental pass that carried them.
 
-def _summary_row(row: dict[str, float]) -> dict[str, float]:
+        An upper bound for every change of the flow (the pass commits its last batch at that moment); measured on
+        the demo's own clock, so the Campaign emulator's moved clock does not distort it.
+        """
+        self.latencies[flow] = seconds
+
+
+def _summary_row(row: dict[str, float], latency: float | None) -> dict[str, float | None]:
     """One flow's raw counts folded into the table's columns.
 
     written: rows created, updated or deleted in the target (both targets for opt-outs). waiting: kept to be
     written later (vehicles whose contact is not synced yet, events whose profile has no contact). failed: refused
-    by the target, once per pass that tried (the record's dead letter counts the attempts).
+    by the target, once per pass that tried (the record's dead letter counts the attempts). latency: from the live
+    changes to the flow's incremental pass acknowledging them (None before there were live changes).
     """
     skipped = row.get("skipped", 0) + row.get("filtered", 0) + row.get("duplicates", 0) + row.get("not_enabled", 0)
     written = row.get("created", 0) + row.get("updated", 0) + row.get("deleted", 0)
@@ -50,11 +60,16 @@ def _summary_row(row: dict[str, float]) -> dict[str, float]:
         "waiting": row.get("parked", 0) + row.get("unmatched", 0),
         "failed": row.get("failed", 0),
         "seconds": row["seconds"],
+        "latency": latency,
     }
 
 
-def summary_rows(totals: Totals) -> dict[str, dict[str, float]]:
-    return {flow: _summary_row(row) for flow, row in totals.rows.items()}
+def summary_rows(totals: Totals) -> dict[str, dict[str, float | None]]:
+    return {flow: _summary_row(row, totals.latencies.get(flow)) for flow, row in totals.rows.items()}
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def print_summary(totals: Totals, console: Console, seconds: float) -> None:
@@ -63,8 +78,13 @@ def print_summary(totals: Totals, console: Console, seconds: float) -> None:
     for name in SUMMARY_COLUMNS:
         table.add_column(name, justify="right")
     for flow, row in summary_rows(totals).items():
-        table.add_row(flow, *(f"{row[name]:,.0f}" for name in SUMMARY_COLUMNS[:-1]), f"{row['seconds']:.1f}")
+        counts = (f"{row[name] or 0:,.0f}" for name in SUMMARY_COLUMNS[:-2])
+        table.add_row(flow, *counts, _seconds(row["seconds"]), _seconds(row["latency"]))
     console.print(table)
+    console.print(
+        "[dim]seconds: time spent in the flow's passes; latency: from the live changes to the flow's incremental"
+        " pass acknowledging them (an upper bound for each change).[/dim]"
+    )
     console.print(
         "[dim]waiting: kept and written later (a vehicle whose contact is not synced, an event whose profile has no"
         " contact); failed: refused by the target (once per pass; the record waits as a dead letter on the"

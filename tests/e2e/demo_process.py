@@ -24,8 +24,8 @@ from tests.e2e.harness import cli_env
 SUMMARY_WAIT_S = 300.0  # a loaded machine is slow; the demo at size 80 takes ~10 s when idle
 STOP_WAIT_S = 60.0  # the demo's grace period (10 s) plus stopping two emulators (up to 10 s each)
 _TOKEN = re.compile(r"Dashboard token: (\S+)")
-_ROW = re.compile(r"│ (tables: \w+|opt-outs|email events)\s*│" + r"\s*([\d,.]+) │" * 6)
-COLUMNS = ("read", "written", "skipped", "waiting", "failed", "seconds")
+_ROW = re.compile(r"│ (tables: \w+|opt-outs|email events)\s*│" + r"\s*([\d,.]+|—) │" * 7)
+COLUMNS = ("read", "written", "skipped", "waiting", "failed", "seconds", "latency")
 
 
 def process_running(pid: int) -> bool:
@@ -54,11 +54,11 @@ class RunningDemo:
         assert match is not None, "the demo printed no dashboard token\n" + self.output()
         return match.group(1)
 
-    def printed_summary(self) -> dict[str, dict[str, float]]:
-        """The rows of the printed Rich table, by flow."""
+    def printed_summary(self) -> dict[str, dict[str, float | None]]:
+        """The rows of the printed Rich table, by flow ("—" is None)."""
         rows = {}
         for match in _ROW.finditer(self.output()):
-            values = [float(x.replace(",", "")) for x in match.groups()[1:]]
+            values = [None if x == "—" else float(x.replace(",", "")) for x in match.groups()[1:]]
             rows[match.group(1)] = dict(zip(COLUMNS, values, strict=True))
         return rows
 

@@ -78,10 +78,14 @@ def counts(demo: RunningDemo, flow: str) -> dict[str, Any]:
 def test_printed_summary_table_is_the_summary_file(demo: RunningDemo) -> None:
     printed = demo.printed_summary()
     assert set(printed) == {"tables: contacts", "tables: vehicles", "opt-outs", "email events"}, demo.output()
+    timed = ("seconds", "latency")  # printed to a tenth of a second
     for flow, row in demo.summary["summary"].items():
-        assert {k: v for k, v in printed[flow].items() if k != "seconds"} == {
-            k: float(v) for k, v in row.items() if k != "seconds"
+        assert {k: v for k, v in printed[flow].items() if k not in timed} == {
+            k: float(v) for k, v in row.items() if k not in timed
         }, flow
+        for name in timed:
+            assert printed[flow][name] == pytest.approx(row[name], abs=0.051), (flow, name)
+        assert row["latency"] is not None and row["latency"] >= 0, flow  # every flow ran after the live changes
     assert counts(demo, "tables: contacts")["read"] >= DEMO_SIZE
     assert f"Dashboard:   {demo.summary['dashboard']}/" in demo.output()
 
