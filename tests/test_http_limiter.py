@@ -151,3 +151,49 @@ async def test_retry_policy_reports_throttles_and_successes_to_the_limiter() -> 
 def test_limiter_refuses_inconsistent_bounds() -> None:
     with pytest.raises(ValueError, match="minimum <= initial <= maximum"):
         AdaptiveLimiter(initial=20, maximum=16)
+
+
+@pytest.mark.anyio
+async def test_a_waiter_cancelled_after_its_wake_up_passes_the_slot_on() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=1, maximum=1)
+    holder_may_leave = asyncio.Event()
+    got_slot: list[str] = []
+    waiters: list[asyncio.Task[None]] = []
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await holder_may_leave.wait()
+        waiters[0].cancel()  # the freed slot woke the oldest waiter; it is cancelled before it runs
+
+    async def waiter(name: str) -> None:
+        async with limiter.slot():
+            got_slot.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled, patient = asyncio.create_task(waiter("cancelled")), asyncio.create_task(waiter("patient"))
+    waiters.append(cancelled)
+    await asyncio.sleep(0)  # both queue behind the holder
+    holder_may_leave.set()
+    await first
+    await asyncio.wait_for(patient, timeout=5)
+    assert got_slot == ["patient"]
+    assert cancelled.cancelled()
+    assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_waiters_get_slots_in_arrival_order() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=2, maximum=2)
+    order: list[int] = []
+
+    async def work(number: int) -> None:
+        async with limiter.slot():
+            order.append(number)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(work(n) for n in range(20)))
+    assert order == list(range(20))
+    assert limiter.in_flight == 0

@@ -17,6 +17,7 @@ import json
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -218,7 +219,10 @@ class AdaptiveLimiter:
         self._healthy_in_row = 0
         self._ceiling: int | None = None  # the limit that last drew a 429, approached with patience
         self._paused_until = float("-inf")
-        self._changed = asyncio.Event()
+        # Tasks waiting for a slot, oldest first; a freed slot wakes one of them, not all (a sync keeps hundreds
+        # of writes queued behind ~100 slots, and waking every waiter per response cost O(waiters) per request).
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._woken = 0  # waiters woken for a free slot that have not taken it yet
 
     @property
     def limit(self) -> int:
@@ -252,24 +256,47 @@ class AdaptiveLimiter:
             yield
         finally:
             self._in_flight -= 1
-            self._notify()
+            self._wake_waiters()
 
     async def _acquire(self) -> None:
+        woken = False
         while True:
             pause = self.paused_for
             if pause > 0:
                 await self._sleep(pause)
                 continue
-            if self._in_flight < self._limit:
+            # Slots promised to woken waiters that have not run yet are not free; a newcomer queues behind waiters.
+            if self._in_flight + self._woken < self._limit and (woken or not self._waiters):
                 self._in_flight += 1
                 self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
                 return
-            await self._changed.wait()
+            woken = await self._wait_for_wake(front=woken)
 
-    def _notify(self) -> None:
-        # Wake every waiter once; each re-checks the pause and the limit (single-threaded asyncio, no lock needed).
-        self._changed.set()
-        self._changed = asyncio.Event()
+    async def _wait_for_wake(self, *, front: bool) -> bool:
+        waiter = asyncio.get_running_loop().create_future()
+        if front:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._woken -= 1
+                self._wake_waiters()  # woken, then cancelled: the wake-up must not be lost with this task
+            else:
+                self._waiters.remove(waiter)
+            raise
+        self._woken -= 1
+        return True
+
+    def _wake_waiters(self) -> None:
+        """Wake as many waiters, oldest first, as there are free slots (single-threaded asyncio: no lock)."""
+        while self._waiters and self._in_flight + self._woken < self._limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._woken += 1
 
     def on_success(self) -> None:
         """Slow start until the first 429, then additive increase: one more slot after ``increase_every``
@@ -284,7 +311,7 @@ class AdaptiveLimiter:
             # so the limit doubles per round trip. Services that answer in 100s of ms need dozens in flight.
             self._limit += 1
             self._healthy_in_row = 0
-            self._notify()
+            self._wake_waiters()
             return
         needed = self._increase_every
         if self._ceiling is not None and self._limit + 1 >= self._ceiling:
@@ -294,7 +321,7 @@ class AdaptiveLimiter:
             self._healthy_in_row = 0
             if self._ceiling is not None and self._limit > self._ceiling:
                 self._ceiling = None  # held above the old ceiling: the service has more room now
-            self._notify()
+            self._wake_waiters()
 
     def on_throttled(self, retry_after: float | None) -> None:
         """Multiplicative decrease and a pause of every slot for ``retry_after`` seconds."""
@@ -307,7 +334,6 @@ class AdaptiveLimiter:
             self._limit = max(self._minimum, int(self._limit * self._decrease_factor))
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
-        self._notify()
 
 
 @dataclass
