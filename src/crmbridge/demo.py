@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig, load_config
 from crmbridge.emulators.launch import (
     CAMPAIGN_CLIENT_ID,
@@ -401,7 +402,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     """Run the demo; 0 when everything synced, 1 when a flow failed (the error is printed)."""
     emulators = _start(options, console)
     try:
-        asyncio.run(_run(options, emulators, console))
+        event_loop.run(_run(options, emulators, console))
     except KeyboardInterrupt:
         console.print("stopped")
     finally:

@@ -14,6 +14,7 @@ from typing import cast
 
 from rich.console import Console
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.exceptions import CrmbridgeError
@@ -109,7 +110,7 @@ def run_service(config: CrmbridgeConfig, console: Console) -> int:
                 await dashboard.stop()
 
     try:
-        asyncio.run(work())
+        event_loop.run(work())
     except asyncio.CancelledError:
         return 0
     except CrmbridgeError as error:
