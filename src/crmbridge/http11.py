@@ -84,16 +84,17 @@ class _Connection:
                 self.writer.write(out)
                 await self.writer.drain()
         with _mapped(httpx.ReadTimeout, httpx.ReadError):
-            async with asyncio.timeout(timeouts.get("read")):
-                return await self._receive()
+            return await self._receive(timeouts.get("read"))
 
-    async def _receive(self) -> httpx.Response:
+    async def _receive(self, read_timeout: float | None) -> httpx.Response:
         head: h11.Response | None = None
         parts: list[bytes] = []
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
-                self.h11.receive_data(await self.reader.read(_READ_SIZE))
+                async with asyncio.timeout(read_timeout):  # per read, as httpx's own transport applies it
+                    data = await self.reader.read(_READ_SIZE)
+                self.h11.receive_data(data)
             elif isinstance(event, h11.Response):
                 head = event
             elif isinstance(event, h11.Data):
