@@ -106,6 +106,9 @@ async def _sync(config_path: Path, rebaseline: Rebaseline | None) -> dict[str, o
             "acs_requests": campaign.http.requests,  # HTTP attempts: lookups and retries too, which engine calls omit
             "dataverse_requests": dataverse_requests,
         }
+        limiter = services.campaign.limiter
+        if limiter is not None:  # enough requests in flight? 500 records/s at 150 ms needs 75+
+            result |= {"acs_limit": limiter.limit, "acs_peak_in_flight": limiter.peak_in_flight}
         if rebaseline is not None:
             prepared = await rebaseline.prepare()
             result["rebaseline"] = prepared | await _pass(runner)
@@ -192,7 +195,7 @@ def main() -> None:
     print(
         f"tables_sync: {result['records']} records in {result['seconds']} s = {result['records_per_s']} records/s, "
         f"{result['cpu_ms_per_record']} ms CPU/record, {result['acs_engine_calls']} ACS engine calls, "
-        f"{result['acs_requests']} ACS requests, "
+        f"{result['acs_requests']} ACS requests, peak {result.get('acs_peak_in_flight')} in flight, "
         f"peak RSS {result['peak_rss_mb']} MB; CPU s sync {result['cpu_s']}, dynamics emulator "
         f"{result['dynamics_emulator_cpu_s']}, campaign emulator {result['campaign_emulator_cpu_s']} "
         f"(nproc {result['nproc']}; {result['command']})"
