@@ -121,7 +121,9 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--dynamics-latency", type=float, default=50.0, help="ms per Dataverse request")
     parser.add_argument("--campaign-latency", type=float, default=150.0, help="ms per ACS request")
-    parser.add_argument("--campaign-concurrency", type=int, default=128)
+    # At 150 ms per ACS request, 128 in flight cap a sync at 853 records/s before any page boundary; 256 is
+    # the configuration's maximum (the limiter still halves it on a 429).
+    parser.add_argument("--campaign-concurrency", type=int, default=256)
     parser.add_argument(
         "--lookup-first", action="store_true", help="keys_are_identification_keys off: a lookup before each create"
     )
