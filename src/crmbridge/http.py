@@ -35,6 +35,7 @@ from crmbridge.exceptions import ApiErrorDetails, RateLimited, TransientError
 from crmbridge.redaction import redact, redact_headers
 
 __all__ = [
+    "KEEPALIVE_EXPIRY",
     "Action",
     "AdaptiveLimiter",
     "Classifier",
@@ -82,6 +83,11 @@ _RETRYABLE_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.RemoteProtocolError,
 )
 _CEILING_PATIENCE = 10
+# Idle connections are dropped after 4 s, under the 5 s idle timeout of common servers (uvicorn, Apache): reusing
+# a connection the server is closing at that moment fails the request (RemoteProtocolError), and a POST then
+# cannot be repeated blindly. Seen with httpx's default of 5 s against the 5 s emulators: Dataverse page reads
+# ~5 s apart failed and were retried.
+KEEPALIVE_EXPIRY = 4.0
 _REQUEST_ID_HEADERS = ("x-ms-service-request-id", "x-request-id", "request-id", "x-ms-request-id")
 
 
@@ -108,7 +114,9 @@ def create_client(
     verification = _ssl_verification(verify)
     # A given transport makes httpx ignore HTTP(S)_PROXY, so proxied setups keep httpx's own single pool.
     if transport is None and proxy is None and not getproxies() and max_connections > DEFAULT_SHARD_SIZE:
-        transport = ShardedPoolTransport(max_connections=max_connections, verify=verification)
+        transport = ShardedPoolTransport(
+            max_connections=max_connections, verify=verification, keepalive_expiry=KEEPALIVE_EXPIRY
+        )
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -116,7 +124,11 @@ def create_client(
         proxy=proxy,
         headers=dict(headers or {}),
         transport=transport,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
         event_hooks={key: list(hooks) for key, hooks in (event_hooks or {}).items()},
         follow_redirects=follow_redirects,
     )

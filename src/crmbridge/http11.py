@@ -9,12 +9,13 @@ takes an idle connection from a list (or opens one, up to ``max_connections``), 
 ``write``, reads the whole response with h11 and returns it to httpx as an in-memory body, as httpx would read
 it anyway (crmbridge reads every response of this service in full: JSON documents).
 
-Behaviour kept from httpx's own transport: TLS with the given verification, keep-alive with the same 5 s idle
-expiry (an idle connection the server closed is noticed before use), the request's connect/read/write/pool
-timeouts, and the same exception types (``ConnectError``/``ConnectTimeout``, ``WriteError``/``WriteTimeout``,
-``ReadError``/``ReadTimeout``, ``RemoteProtocolError``, ``PoolTimeout``), which the retry policy relies on to tell
-a request that never left from one that may have been applied. Proxies are not supported: with a proxy the
-client keeps httpx's transport (see :func:`crmbridge.campaign.factory.campaign_http_client`).
+Behaviour kept from httpx's own transport: TLS with the given verification, keep-alive with an idle expiry
+(:data:`crmbridge.http.KEEPALIVE_EXPIRY`; an idle connection the server closed is noticed before use), the
+request's connect/read/write/pool timeouts, and the same exception types (``ConnectError``/``ConnectTimeout``,
+``WriteError``/``WriteTimeout``, ``ReadError``/``ReadTimeout``, ``RemoteProtocolError``, ``PoolTimeout``), which
+the retry policy relies on to tell a request that never left from one that may have been applied. Proxies are not
+supported: with a proxy the client keeps httpx's transport (see
+:func:`crmbridge.campaign.factory.campaign_http_client`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from contextlib import contextmanager
 
 import h11
 import httpx
+
+from crmbridge.http import KEEPALIVE_EXPIRY
 
 __all__ = ["Http11Transport"]
 
@@ -124,7 +127,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         *,
         max_connections: int,
         verify: bool | str | ssl.SSLContext = True,
-        keepalive_expiry: float = 5.0,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_connections < 1:
