@@ -197,3 +197,33 @@ async def test_waiters_get_slots_in_arrival_order() -> None:
     await asyncio.gather(*(work(n) for n in range(20)))
     assert order == list(range(20))
     assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_waiters_cancelled_just_before_a_slot_frees_end_cancelled_and_the_next_waiter_runs() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=1, maximum=1)
+    holder_may_leave = asyncio.Event()
+    waiters: list[asyncio.Task[None]] = []
+    got_slot: list[int] = []
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await holder_may_leave.wait()
+            for task in waiters[:2]:
+                task.cancel()  # in the same step as the release below: the wake-up meets their cancelled futures
+
+    async def waiter(number: int) -> None:
+        async with limiter.slot():
+            got_slot.append(number)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiters.extend(asyncio.create_task(waiter(n)) for n in range(3))
+    await asyncio.sleep(0)
+    holder_may_leave.set()
+    await first
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["CancelledError", "CancelledError", "NoneType"]
+    assert got_slot == [2]
+    assert limiter.in_flight == 0

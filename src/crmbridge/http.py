@@ -296,7 +296,7 @@ class AdaptiveLimiter:
             if waiter.done() and not waiter.cancelled():
                 self._woken -= 1
                 self._wake_waiters()  # woken, then cancelled: the wake-up must not be lost with this task
-            else:
+            elif waiter in self._waiters:  # a wake-up may already have dropped it (it skips cancelled waiters)
                 self._waiters.remove(waiter)
             raise
         self._woken -= 1
