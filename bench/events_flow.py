@@ -11,12 +11,16 @@ least ``--events`` events are scheduled, move the Campaign clock 4 days on and p
   limits are scaled down; the rate after the first window (whose initial burst a sustained sync never gets
   again) is compared with what the binding facet allows: requests per window times rows per request, or
   execution time per window over the charge per row (``row_write_ms`` + ``request_ms`` per request, shared).
+  Rows are every row write the flow needs: an activity is two (created open, then closed: Dataverse does not
+  take a completed state on create), a follow-up task one. Requests admitted just below the limit are charged
+  when they finish, so the last ones may overshoot it: keep the run several windows long, or the share reads high.
 
 Latency is from journal publication to the row in Dynamics: this process's wall clock when the release call
 returns, to the wall clock when the batch holding the event was acknowledged (the flow's progress callback).
 Where the time goes: ``dataverse_busy_s`` and ``campaign_busy_s`` are the seconds with at least one request in
-flight to that service (requests of one service overlap; the two services' do not, as the flow reads a page,
-then writes it); the rest is crmbridge's own work (mapping, ledger, state commits) and event-loop waits.
+flight to that service (they overlap: the flow reads the next page while earlier batches are written), and
+``cpu_ms_per_event`` the CPU each process (crmbridge, the Dataverse and the Campaign emulator, all on the same
+cores) spent per activity written during the pass, from /proc: on a shared machine, CPU is the stable figure.
 All events are published at once, so this is the latency of draining a backlog, not of a trickle. The flow's
 own ``EventStats.latencies`` (occurred→written) are not used: "occurred" comes from the Campaign emulator's
 clock, which this benchmark moves 4 days on so that opens and clicks fall due, so they say nothing here.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import math
 import os
@@ -132,6 +137,31 @@ async def prepare(config: CrmbridgeConfig) -> int:
         return sum(stats.written for stats in await runner.tables_pass(only="contacts"))
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` (from /proc), or by this process."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5) fields 14, 15)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of this process and the emulator processes between ``start`` and ``stop``: where the work goes."""
+
+    pids: dict[str, int]
+    used: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        return {"crmbridge": cpu_seconds(), **{name: cpu_seconds(pid) for name, pid in self.pids.items()}}
+
+    def start(self) -> None:
+        self.used = {name: -value for name, value in self._now().items()}
+
+    def stop(self) -> None:
+        self.used = {name: round(self.used[name] + value, 2) for name, value in self._now().items()}
+
+
 class BusyTransport(httpx.AsyncBaseTransport):
     """Wraps a transport; adds up the time at least one request was in flight (requests overlap)."""
 
@@ -158,7 +188,9 @@ class BusyTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-async def run_events(config: CrmbridgeConfig) -> tuple[EventStats, Progress, float, int, dict[str, float]]:
+async def run_events(
+    config: CrmbridgeConfig, cpu: CpuMeter, profile: Path | None = None
+) -> tuple[EventStats, Progress, float, int, dict[str, float]]:
     progress = Progress()
     ca = config.dynamics.ca_bundle
     dynamics = BusyTransport(
@@ -171,7 +203,15 @@ async def run_events(config: CrmbridgeConfig) -> tuple[EventStats, Progress, flo
         requests_before = stats_before.requests if stats_before else 0
         throttled_before = stats_before.throttled if stats_before else 0  # HttpStats is mutable: copy the counts
         started = time.time()
+        cpu.start()
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
         stats = await Runner(services).events_pass(progress=progress)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+        cpu.stop()
         after = services.dataverse.session.stats
         requests = (after.requests - after.throttled if after else 0) - requests_before
         throttled = (after.throttled if after else 0) - throttled_before
@@ -207,7 +247,9 @@ def summarise(
         "latency_p95_s": _rounded(percentile(latencies, 0.95)),
     }
     if limits.enabled:
-        allowed = allowed_rate(limits, requests, stats.written + stats.tasks, stats.written)
+        # Rows the flow must write: each activity is upserted open and then closed by a second row write (Dataverse
+        # refuses a completed statecode on create: see DataverseActivitySink._upsert_closed), plus the tasks.
+        allowed = allowed_rate(limits, requests, 2 * stats.written + stats.tasks, stats.written)
         rate = steady_rate(progress.marks, started, limits.window_s)
         binding = min(allowed, key=allowed.__getitem__) if allowed else None
         result |= {
@@ -232,6 +274,7 @@ def main() -> None:
     parser.add_argument("--dynamics-concurrency", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path(".crmbridge/bench-events"))
     parser.add_argument("--name", default="", help="result name (default events_flow or events_flow_limits)")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the events pass here")
     args = parser.parse_args()
     limits = LimitSettings.parse(args.limits) if args.limits else LimitSettings(enabled=False)
     name = args.name or ("events_flow_limits" if args.limits else "events_flow")
@@ -259,12 +302,20 @@ def main() -> None:
         scheduled, deliveries = publish_events(campaign, args.contacts, args.events)
         published_at = time.time()
         _set_limits(dynamics, limits)
-        stats, progress, started, requests, busy = asyncio.run(run_events(config))
+        cpu = CpuMeter({"dynamics_emulator": dynamics.process.pid, "campaign_emulator": campaign.process.pid})
+        load_before = os.getloadavg()
+        stats, progress, started, requests, busy = asyncio.run(run_events(config, cpu, args.profile))
+        load_after = os.getloadavg()
     finally:
         dynamics.stop()
         campaign.stop()
     result = summarise(stats, progress, started, published_at, requests, limits)
+    written = max(1, stats.written)
     result |= busy | {
+        "cpu_s": cpu.used,
+        "cpu_ms_per_event": {name: round(1000 * seconds / written, 3) for name, seconds in cpu.used.items()},
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
         "contacts_synced": synced,
         "deliveries": deliveries,
         "events_scheduled": scheduled,
@@ -278,8 +329,9 @@ def main() -> None:
     print(
         f"{name}: {stats.written} activities from {stats.read} events in {result['seconds']} s = "
         f"{result['events_per_s']} events/s{share}, {stats.failed} failed, {stats.unmatched} unmatched, "
-        f"publication->written p50 {result['latency_p50_s']} s p95 {result['latency_p95_s']} s "
-        f"(nproc {os.cpu_count()}; {result['command']})"
+        f"publication->written p50 {result['latency_p50_s']} s p95 {result['latency_p95_s']} s; "
+        f"CPU ms/event {result['cpu_ms_per_event']}; load {result['load_average_before'][0]} -> "
+        f"{result['load_average_after'][0]} (nproc {os.cpu_count()}; {result['command']})"
     )
 
 

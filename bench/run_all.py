@@ -294,8 +294,9 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
         notes.append(f"- events_flow latency clock: {flow.get('latency_clock')}.")
         notes.append(
             f"- events_flow: of the {flow.get('seconds')} s pass, a Dataverse request was in flight "
-            f"{flow.get('dataverse_busy_s')} s and a Campaign (journal) request {flow.get('campaign_busy_s')} s; "
-            "the rest is crmbridge's own work between requests (mapping, ledger, state commits)."
+            f"{flow.get('dataverse_busy_s')} s and a Campaign (journal) request {flow.get('campaign_busy_s')} s "
+            "(reading, writing and committing overlap); CPU ms per event written, by process: "
+            f"{flow.get('cpu_ms_per_event')}."
         )
     if "events_flow_limits" in results:
         limits = results["events_flow_limits"]
@@ -304,7 +305,9 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
             f"{limits.get('allowed_events_per_s')} events/s, achieved {limits.get('steady_events_per_s')} events/s "
             f"after the first window; {limits.get('dataverse_429')} answers 429 and a Dataverse request in flight "
             f"{limits.get('dataverse_busy_s')} s of {limits.get('seconds')} s: the rest is the whole-service pause "
-            "for Retry-After."
+            "for Retry-After. Rows counted: two per activity (created, then closed) and one per task. Execution "
+            "time is charged when a request ends, so requests admitted just under the limit overshoot it: the "
+            "share can exceed 1."
         )
     if "optout_latency" in results:
         notes.append(f"- optout_latency clock: {results['optout_latency'].get('latency_clock')}.")

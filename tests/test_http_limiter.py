@@ -227,3 +227,22 @@ async def test_waiters_cancelled_just_before_a_slot_frees_end_cancelled_and_the_
     assert [type(o).__name__ for o in outcomes] == ["CancelledError", "CancelledError", "NoneType"]
     assert got_slot == [2]
     assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_429s_answering_requests_sent_before_the_pause_began_do_not_extend_it() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=8, maximum=8)
+    sent = fake.now
+    fake.now += 0.05
+    limiter.on_throttled(1.0, sent_at=sent)  # the first answer of a burst: pause until +1 s from now
+    first_deadline = fake.now + 1.0
+    fake.now += 0.3  # the rest of the burst answers later, each saying 1 s from its own arrival
+    limiter.on_throttled(1.0, sent_at=sent)
+    limiter.on_throttled(1.0, sent_at=sent)
+    assert limiter.paused_for == pytest.approx(first_deadline - fake.now)
+    assert limiter.limit == 4  # one signal, one decrease
+    fake.now = first_deadline + 0.01
+    limiter.on_throttled(2.0, sent_at=first_deadline)  # a request sent after the pause: a new signal
+    assert limiter.paused_for == pytest.approx(2.0)
+    assert limiter.limit == 2

@@ -418,7 +418,8 @@ def sync(
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
-        help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make.",
+        help="Write nothing: print per mapping the creates, updates, deletes and skips a pass would make, and the "
+        "Dataverse requests and ACS engine calls it would spend.",
     ),
     replay: bool = typer.Option(False, "--replay", help="Re-read the whole table and rewrite every row (resumable)."),
     json_output: bool = typer.Option(
@@ -436,10 +437,14 @@ def sync(
 
 @app.command("run")
 def run(config_path: Path = _CONFIG_OPTION) -> None:
-    """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (finishes the batch in hand)."""
+    """The long-running service: every flow on its interval until SIGTERM or Ctrl-C (ends the batch in hand).
+
+    The configuration file is watched (SIGHUP checks it at once): a changed mapping is applied without stopping the
+    other flows; an invalid file is logged and ignored.
+    """
     from crmbridge.service import run_service
 
-    raise typer.Exit(run_service(_load(config_path), console))
+    raise typer.Exit(run_service(_load(config_path), console, config_path))
 
 
 _DEMO_WORKDIR_OPTION = typer.Option(Path(".crmbridge/demo"), "--workdir", help="Where the demo keeps its files.")
@@ -546,9 +551,10 @@ def dlq_show(
 
 @dlq_app.command("retry")
 def dlq_retry(letter_ids: list[int] = _LETTER_IDS, config_path: Path = _CONFIG_OPTION) -> None:
-    """Retry dead letters of table mappings: re-read each row from Dynamics as it is now and write it through the
-    mapping (never the stale payload). A letter is resolved when the write succeeds; it stays open, with its
-    attempts counted, when the target refuses it again (exit code 1).
+    """Retry dead letters. A table row is re-read from Dynamics as it is now and written through the mapping (never
+    the stale payload); an email event, which never changes, is written again under its own activity id. A letter
+    is resolved when the write succeeds; it stays open, with its attempts counted, when the target refuses it again
+    (exit code 1).
     """
     from crmbridge.engine.ops_commands import run_dlq_retry
 

@@ -10,27 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig, load_config
+from crmbridge.demo_changes import (
+    CAMPAIGN_SECRET_ENV,
+    DYNAMICS_SECRET_ENV,
+    DemoEmulators,
+    create_problem_contact,
+    make_live_changes,
+)
+from crmbridge.demo_summary import Totals, print_summary, write_summary_file
 from crmbridge.emulators.launch import (
     CAMPAIGN_CLIENT_ID,
     CAMPAIGN_CLIENT_SECRET,
     DYNAMICS_CLIENT_ID,
     DYNAMICS_CLIENT_SECRET,
     DYNAMICS_TENANT,
-    EmulatorProcess,
     start_campaign,
     start_dynamics,
 )
@@ -39,12 +47,15 @@ from crmbridge.engine.optouts import OptOutStats
 from crmbridge.engine.provision import provision
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.engine.tables import PassStats
+from crmbridge.exceptions import CrmbridgeError
 from crmbridge.service import start_dashboard
 
 __all__ = ["DemoOptions", "demo_config_text", "run_demo"]
 
 JOURNAL_PATH = "/events/organizations/23294/integrations/54108/f89067f2-0d50-4bb2-bf78-209d0eacb6eb"
 IMS_ORG = "0123456789ABCDEF01234567@AdobeOrg"
+DASHBOARD_TOKEN_ENV = "CRMBRIDGE_DEMO_DASHBOARD_TOKEN"  # noqa: S105 - the name of an env var, not a secret
+SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +77,12 @@ def demo_config_text(
     optouts: bool = True,
     campaign_concurrency: int = 16,
     dynamics_concurrency: int = 8,
+    dashboard_token: str | None = None,
 ) -> str:
     """The configuration the demo runs with: a complete, realistic one, written next to its state.
 
-    Benchmarks and e2e tests reuse it, leaving out the event or opt-out sections they do not measure.
+    Benchmarks and e2e tests reuse it, leaving out the event or opt-out sections they do not measure. With a
+    ``dashboard_token`` the service section enables the dashboard's actions and runs every flow every 15 s.
     """
     text = f"""\
 # Written by `crmbridge demo`: both sides are local emulators. Try `crmbridge config validate` on it.
@@ -79,7 +92,7 @@ dynamics:
   authority_host: {dynamics_url}
   tenant_id: {DYNAMICS_TENANT}
   client_id: "{DYNAMICS_CLIENT_ID}"
-  client_secret: ${{CRMBRIDGE_DEMO_DYNAMICS_SECRET:-{DYNAMICS_CLIENT_SECRET}}}
+  client_secret: ${{{DYNAMICS_SECRET_ENV}:-{DYNAMICS_CLIENT_SECRET}}}
   ca_bundle: {ca_path}
   max_concurrency: {dynamics_concurrency}
 campaign:
@@ -87,7 +100,7 @@ campaign:
   base_url: {campaign_url}
   ims_url: {campaign_url}
   client_id: {CAMPAIGN_CLIENT_ID}
-  client_secret: ${{CRMBRIDGE_DEMO_CAMPAIGN_SECRET:-{CAMPAIGN_CLIENT_SECRET}}}
+  client_secret: ${{{CAMPAIGN_SECRET_ENV}:-{CAMPAIGN_CLIENT_SECRET}}}
   ims_org_id: "{IMS_ORG}"
   max_concurrency: {campaign_concurrency}
   keys_are_identification_keys: true  # the emulator declares externalId and vehicleId as identification keys
@@ -149,55 +162,16 @@ optouts:
   pairs:
     - {dynamics: donotbulkemail, campaign: blackListEmail}
 """
+    if dashboard_token:
+        text += f"""\
+service:
+  interval: 15s  # a lively dashboard while the demo keeps running; the default is 1m
+  dashboard_token: ${{{DASHBOARD_TOKEN_ENV}:-{dashboard_token}}}
+"""
     return text
 
 
-@dataclass
-class _Totals:
-    """Per flow, what every pass of the demo did."""
-
-    rows: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def add(self, flow: str, counts: dict[str, int], seconds: float) -> None:
-        row = self.rows.setdefault(flow, {"seconds": 0.0})
-        for name, value in counts.items():
-            row[name] = row.get(name, 0) + value
-        row["seconds"] += seconds
-
-
-class _Emulators:
-    def __init__(self, dynamics: EmulatorProcess, campaign: EmulatorProcess) -> None:
-        self.dynamics = dynamics
-        self.campaign = campaign
-
-    def stop(self) -> None:
-        self.dynamics.stop()
-        self.campaign.stop()
-
-    def dynamics_http(self) -> httpx.Client:
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(self.dynamics.ca_path))
-        return httpx.Client(base_url=self.dynamics.base_url, verify=context, timeout=60.0, trust_env=False)
-
-    def campaign_http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.campaign.base_url, timeout=60.0, trust_env=False)
-
-
-DYNAMICS_SECRET_ENV = "CRMBRIDGE_DEMO_DYNAMICS_SECRET"  # noqa: S105 - names of env vars, not secrets
-CAMPAIGN_SECRET_ENV = "CRMBRIDGE_DEMO_CAMPAIGN_SECRET"  # noqa: S105
-
-
-def _demo_secrets() -> tuple[str, str]:
-    """The emulators' client secrets: the demo config's env vars when set (the secret scan uses them), else the
-    sandbox defaults. The emulators get them through their environment, the config through ``${ENV}``."""
-    return (
-        os.environ.get(DYNAMICS_SECRET_ENV) or DYNAMICS_CLIENT_SECRET,
-        os.environ.get(CAMPAIGN_SECRET_ENV) or CAMPAIGN_CLIENT_SECRET,
-    )
-
-
-def _start(options: DemoOptions, console: Console) -> _Emulators:
+def _start(options: DemoOptions, console: Console) -> DemoEmulators:
     if options.workdir.exists():
         shutil.rmtree(options.workdir)
     options.workdir.mkdir(parents=True)
@@ -220,7 +194,7 @@ def _start(options: DemoOptions, console: Console) -> _Emulators:
         dynamics.stop()
         raise
     console.print(f"  Campaign emulator   {campaign.base_url}/acme/campaign/  (IMS and I/O Events journal)")
-    return _Emulators(dynamics, campaign)
+    return DemoEmulators(dynamics, campaign)
 
 
 def _progress(console: Console) -> Progress:
@@ -234,7 +208,7 @@ def _progress(console: Console) -> Progress:
     )
 
 
-async def _sync_all(runner: Runner, console: Console, title: str, totals: _Totals, expected: int | None) -> None:
+async def _sync_all(runner: Runner, console: Console, title: str, totals: Totals, expected: int | None) -> None:
     console.rule(title)
     with _progress(console) as progress:
         tasks: dict[str, Any] = {}
@@ -252,7 +226,7 @@ async def _sync_all(runner: Runner, console: Console, title: str, totals: _Total
 
         for stats in await runner.tables_pass(progress=on_tables):
             progress.update(tasks[stats.mapping], total=stats.read, completed=stats.read)
-            totals.add(f"tables: {stats.mapping}", stats.counts() | {"written": stats.written}, stats.seconds)
+            totals.add(f"tables: {stats.mapping}", stats.counts(), stats.seconds)
         task = progress.add_task("opt-outs", total=None, detail="both sides")
         optouts = await runner.optouts_pass()
         if isinstance(optouts, OptOutStats):
@@ -266,7 +240,8 @@ async def _sync_all(runner: Runner, console: Console, title: str, totals: _Total
         events = await runner.events_pass(progress=on_events)
         if isinstance(events, EventStats):
             progress.update(task, total=1, completed=1, detail=_event_detail(events))
-            totals.add("email events", events.counts(), events.seconds)
+            by_type = {f"written:{kind}": count for kind, count in events.by_type.items()}
+            totals.add("email events", events.counts() | by_type, events.seconds)
 
 
 def _optout_detail(stats: OptOutStats) -> str:
@@ -278,89 +253,38 @@ def _event_detail(stats: EventStats) -> str:
     return f"written {stats.written:,} ({kinds})  unmatched {stats.unmatched}  duplicates {stats.duplicates}"
 
 
-def _live_changes(emulators: _Emulators, options: DemoOptions) -> dict[str, int]:
-    """What a CRM user and a marketer would do meanwhile, through the emulators' operator endpoints."""
-    made: dict[str, int] = {}
-    updates, deletes = max(5, options.size // 20), max(2, options.size // 200)
-    with emulators.dynamics_http() as dynamics, emulators.campaign_http() as campaign:
-        response = dynamics.post(
-            "/_emulator/mutate", json={"table": "contact", "updates": updates, "deletes": deletes, "seed": options.seed}
-        )
-        response.raise_for_status()
-        changed = response.json()
-        made["contacts edited in Dynamics"] = len(changed["updated"])
-        made["contacts deleted in Dynamics"] = len(changed["deleted"])
-        survivors = [i for i in changed["updated"] if i not in changed["deleted"]]
-        opt_outs = survivors[:3]
-        if opt_outs:
-            dynamics.post(
-                "/_emulator/mutate", json={"table": "contact", "ids": opt_outs, "changes": {"donotbulkemail": True}}
-            ).raise_for_status()
-        made["opt-outs set in Dynamics"] = len(opt_outs)
-        externals = _some_external_ids(campaign, count=6)
-        opted = 0
-        for external_id in externals[:3]:
-            answer = campaign.post(
-                "/_emulator/optouts", json={"externalId": external_id, "flags": {"blackListEmail": True}}
-            )
-            opted += answer.status_code == 200
-        made["opt-outs set in Campaign"] = opted
-        delivery = campaign.post(
-            "/_emulator/deliveries",
-            json={
-                "campaign": {"id": "2026SpringCamp", "label": "Spring 2026"},
-                "delivery": {"id": "DM190", "label": "Spring newsletter"},
-                "target": {"count": min(options.size, 300)},
-                "seed": options.seed,
-            },
-        )
-        delivery.raise_for_status()
-        made["emails in the simulated delivery"] = int(delivery.json().get("sends", delivery.json().get("messages", 0)))
-        # Opens and clicks come over the next hours: move the Campaign clock on, then publish what is due.
-        campaign.post("/_emulator/clock", json={"advanceSeconds": 3 * 86400}).raise_for_status()
-        campaign.post("/_emulator/journal/release").raise_for_status()
-    return made
+class _Stopper:
+    """SIGTERM and SIGINT. During the demo's own passes: cancel at once (a batch in hand is abandoned whole, never
+    half-committed). While running forever: let the batch in hand finish, as ``crmbridge run`` does, and cancel
+    after the grace period; a second signal cancels at once. Either way the emulators are stopped afterwards."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.runner: Runner | None = None  # set once the demo runs forever
+        self.grace = 10.0
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.request)
+
+    def request(self) -> None:
+        if self.task is None:
+            return
+        if self.runner is not None and not self.requested:
+            self.runner.stop()
+            self.loop.call_later(self.grace, self.task.cancel)
+        else:
+            self.task.cancel()
+        self.requested = True
 
 
-def _some_external_ids(campaign: httpx.Client, *, count: int) -> list[str]:
-    """externalIds of a few synced profiles, read the documented way (IMS token, then the REST API)."""
-    token = campaign.post(
-        "/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CAMPAIGN_CLIENT_ID,
-            "client_secret": _demo_secrets()[1],
-            "scope": "AdobeID,openid,campaign_sdk",
-        },
-    )
-    token.raise_for_status()
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}", "X-Api-Key": CAMPAIGN_CLIENT_ID}
-    listing = campaign.get(
-        "/acme/campaign/profileAndServicesExt/profile", params={"_lineCount": count * 3}, headers=headers
-    )
-    listing.raise_for_status()
-    ids = [str(row["externalId"]) for row in listing.json().get("content", []) if row.get("externalId")]
-    return ids[:count]
+@dataclass
+class _Outcome:
+    summary_shown: bool = False
 
 
-def _summary(totals: _Totals, console: Console, seconds: float) -> None:
-    table = Table(title=f"crmbridge demo: summary ({seconds:.1f} s)", show_lines=False)
-    columns = ("read", "written", "skipped", "failed", "seconds")
-    table.add_column("flow")
-    for name in columns:
-        table.add_column(name, justify="right")
-    for flow, row in totals.rows.items():
-        skipped = row.get("skipped", 0) + row.get("filtered", 0) + row.get("duplicates", 0) + row.get("not_enabled", 0)
-        read = row.get("read", row.get("dynamics_changes", 0) + row.get("campaign_changes", 0))
-        written = row.get("written", row.get("written_dynamics", 0) + row.get("written_campaign", 0))
-        failed = row.get("failed", 0) + row.get("unmatched", 0)
-        table.add_row(
-            flow, f"{read:,.0f}", f"{written:,.0f}", f"{skipped:,.0f}", f"{failed:,.0f}", f"{row['seconds']:.1f}"
-        )
-    console.print(table)
-
-
-async def _run(options: DemoOptions, emulators: _Emulators, console: Console) -> CrmbridgeConfig:
+async def _run(options: DemoOptions, emulators: DemoEmulators, console: Console, token: str, outcome: _Outcome) -> None:
+    stopper = _Stopper()
     config_path = options.workdir / "crmbridge.yaml"
     config_path.write_text(
         demo_config_text(
@@ -368,11 +292,14 @@ async def _run(options: DemoOptions, emulators: _Emulators, console: Console) ->
             emulators.dynamics.ca_path or Path(),
             emulators.campaign.base_url,
             (options.workdir / "state.db").resolve(),
+            dashboard_token=token,
         )
     )
     config = load_config(config_path)
     console.print(f"  configuration       {config_path}")
-    totals = _Totals()
+    problem = await asyncio.to_thread(create_problem_contact, emulators)
+    console.print(f"  problem contact     {problem}  (two addresses in its email field: Campaign will refuse it)")
+    totals = Totals()
     started = time.monotonic()
     async with Services.open(config) as services:
         runner = Runner(services)
@@ -381,30 +308,88 @@ async def _run(options: DemoOptions, emulators: _Emulators, console: Console) ->
         dashboard = await start_dashboard(runner, services, port=0)
         console.print(f"  dashboard           {dashboard.url}/")
         try:
-            await _sync_all(runner, console, "Initial sync", totals, options.size)
-            made = await asyncio.to_thread(_live_changes, emulators, options)
+            await _sync_all(runner, console, "Initial sync", totals, options.size + 1)
+            changes = await asyncio.to_thread(make_live_changes, emulators, size=options.size, seed=options.seed)
             console.rule("Live changes")
-            for what, count in made.items():
+            for what, count in changes.made.items():
                 console.print(f"  {count:>6,}  {what}")
             await _sync_all(runner, console, "Incremental sync", totals, None)
-            _summary(totals, console, time.monotonic() - started)
-            console.print(f"State store: {config.state.url}  (`crmbridge state info --state {config.state.url}`)")
-            console.print(f"Dashboard:   {dashboard.url}/   metrics: {dashboard.url}/metrics")
+            seconds = time.monotonic() - started
+            print_summary(totals, console, seconds)
+            details = {"live_changes": changes.as_json(), "problem_contact": problem, "dashboard": dashboard.url}
+            _finish(options, emulators, console, config, token, totals, seconds, details)
+            outcome.summary_shown = True
             if options.keep_running:
                 console.print(f"Running every flow on its interval with {config_path}; Ctrl-C stops everything.")
-                await runner.run_forever()
+                stopper.runner, stopper.grace = runner, config.service.shutdown_grace.total_seconds()
+                if not stopper.requested:
+                    await runner.run_forever()
+                console.print("stopped: every flow finished its batch")
         finally:
             await dashboard.stop()
-    return config
+
+
+def _finish(
+    options: DemoOptions,
+    emulators: DemoEmulators,
+    console: Console,
+    config: CrmbridgeConfig,
+    token: str,
+    totals: Totals,
+    seconds: float,
+    details: dict[str, Any],
+) -> None:
+    """Write ``summary.json`` and print where everything is."""
+    summary_path = options.workdir / SUMMARY_FILE
+    write_summary_file(
+        summary_path,
+        totals,
+        seconds,
+        **details,
+        config=str((options.workdir / "crmbridge.yaml").resolve()),
+        state_url=config.state.url,
+        emulators=emulators.describe(),
+        demo_pid=os.getpid(),
+        keep_running=options.keep_running,
+    )
+    console.print(f"State store: {config.state.url}  (`crmbridge state info --state {config.state.url}`)")
+    console.print(f"Summary:     {summary_path}")
+    console.print(f"Dashboard:   {details['dashboard']}/   metrics: {details['dashboard']}/metrics")
+    console.print(f"Dashboard token: {token}   (unlocks Retry and Drop on the dashboard)")
+    if not options.keep_running:
+        console.print(
+            "The dashboard and the emulators stop with the demo: `crmbridge demo --keep-running` leaves them up."
+        )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def run_demo(options: DemoOptions, console: Console) -> int:
-    """Run the demo; 0 when everything synced, 1 when a flow failed (the error is printed)."""
-    emulators = _start(options, console)
+    """Run the demo; 0 once the summary was shown, 1 when it was stopped or failed before (the error is printed).
+
+    SIGTERM is handled like Ctrl-C all along, so the emulator processes are always stopped with the demo.
+    """
+    token = os.environ.get(DASHBOARD_TOKEN_ENV) or secrets.token_urlsafe(18)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _interrupt)
+    outcome = _Outcome()
     try:
-        event_loop.run(_run(options, emulators, console))
+        emulators = _start(options, console)
+        try:
+            event_loop.run(_run(options, emulators, console, token, outcome))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            console.print("stopped")
+        except CrmbridgeError as error:
+            console.print(f"[red]stopped:[/red] {error}")
+        finally:
+            for sig in previous:  # a second signal must not cut the cleanup short
+                signal.signal(sig, signal.SIG_IGN)
+            emulators.stop()
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
-        emulators.stop()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if outcome.summary_shown else 1

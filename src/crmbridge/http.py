@@ -231,6 +231,7 @@ class AdaptiveLimiter:
         self._healthy_in_row = 0
         self._ceiling: int | None = None  # the limit that last drew a 429, approached with patience
         self._paused_until = float("-inf")
+        self._pause_started = float("-inf")
         # Tasks waiting for a slot, oldest first; a freed slot wakes one of them, not all (a sync keeps hundreds
         # of writes queued behind ~100 slots, and waking every waiter per response cost O(waiters) per request).
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -251,6 +252,10 @@ class AdaptiveLimiter:
     @property
     def throttled(self) -> int:
         return self._throttled
+
+    def now(self) -> float:
+        """This limiter's clock (what ``on_throttled(sent_at=...)`` expects)."""
+        return self._clock()
 
     @property
     def paused_for(self) -> float:
@@ -335,15 +340,25 @@ class AdaptiveLimiter:
                 self._ceiling = None  # held above the old ceiling: the service has more room now
             self._wake_waiters()
 
-    def on_throttled(self, retry_after: float | None) -> None:
-        """Multiplicative decrease and a pause of every slot for ``retry_after`` seconds."""
+    def on_throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> None:
+        """Multiplicative decrease and a pause of every slot for ``retry_after`` seconds.
+
+        ``sent_at`` (this limiter's clock) is when the throttled request went out. A 429 answering a request sent
+        before the current pause began is part of the signal that started it: it neither decreases nor extends the
+        pause. That request still waits its own Retry-After before its retry (RetryPolicy); only the requests not
+        yet sent wait for the pause, which ends when the first answer of the burst said to come back (the later
+        answers of a burst arrive later, so taking their deadlines idled every slot by the spread of the burst).
+        """
         self._throttled += 1
         self._healthy_in_row = 0
         now = self._clock()
+        if self._paused_until > now and sent_at is not None and sent_at < self._pause_started:
+            return
         # A burst of 429s answering requests sent together is one signal: decrease once per pause, not per response.
         if self._paused_until <= now:
             self._ceiling = self._limit
             self._limit = max(self._minimum, int(self._limit * self._decrease_factor))
+            self._pause_started = now
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
 
@@ -355,6 +370,7 @@ class _Attempt:
     response: httpx.Response | None = None
     error: httpx.TransportError | None = None
     action: Action = Action.SUCCESS
+    sent_at: float | None = None  # the limiter's clock when the request went out (after waiting for a slot)
 
 
 @dataclass
@@ -402,7 +418,7 @@ class RetryPolicy:
                 throttles += 1
                 delay = self._throttle_delay(attempt.response, throttles)
                 if limiter is not None:
-                    limiter.on_throttled(delay)
+                    limiter.on_throttled(delay, sent_at=attempt.sent_at)
                 self._check_time_left(request, attempt, started, delay, stats)
             elif attempt.action is Action.RETRY:
                 failures += 1
@@ -431,15 +447,16 @@ class RetryPolicy:
         slot = limiter.slot() if limiter is not None else nullcontext()
         async with slot:
             stats.requests += 1
+            sent_at = limiter.now() if limiter is not None else None
             try:
                 response = await client.send(request)
             except _RETRYABLE_ERRORS as error:
-                return _Attempt(error=error, action=Action.RETRY)
+                return _Attempt(error=error, action=Action.RETRY, sent_at=sent_at)
         stats.record_status(response.status_code)
         action = classify(response)
         if action is Action.PAUSE:
             stats.throttled += 1
-        return _Attempt(response=response, action=action)
+        return _Attempt(response=response, action=action, sent_at=sent_at)
 
     def _throttle_delay(self, response: httpx.Response | None, throttles: int) -> float:
         retry_after = self._retry_after(response)

@@ -98,10 +98,14 @@ class EmailEvent:
     bounce_reason: str | None = None
     mirror_page_url: str | None = None
     raw: Mapping[str, JsonValue] = field(default_factory=dict, compare=False, hash=False)
+    # The flow asks for the key several times per event (dedupe, ledger, ids, tasks): hashed once, at creation.
+    _event_key: str = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("EmailEvent.occurred_at must be timezone-aware")
+        digest = hashlib.sha256(json.dumps(self.natural_key, separators=(",", ":")).encode()).hexdigest()
+        object.__setattr__(self, "_event_key", f"sha256:{digest}")
 
     @property
     def natural_key(self) -> tuple[str, ...]:
@@ -118,8 +122,7 @@ class EmailEvent:
     @property
     def event_key(self) -> str:
         """Cross-source idempotency key: a hash of the natural key."""
-        digest = hashlib.sha256(json.dumps(self.natural_key, separators=(",", ":")).encode()).hexdigest()
-        return f"sha256:{digest}"
+        return self._event_key
 
     @property
     def source_key(self) -> str:

@@ -10,12 +10,14 @@ import asyncio
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 from rich.console import Console
 
 from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig
+from crmbridge.engine.reload import ConfigWatch
 from crmbridge.engine.runner import Runner, Services
 from crmbridge.exceptions import CrmbridgeError
 from crmbridge.logs import configure_logging
@@ -59,10 +61,15 @@ class RunnerStatusSource:
 class Dashboard:
     server: WebServer
     metrics: Metrics
+    app: Any  # the Starlette app: its ``state.dashboard`` holds the configuration the page shows
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    def show_config(self, config: CrmbridgeConfig) -> None:
+        """After a reload: the dashboard's "mappings in force" are the new ones."""
+        self.app.state.dashboard.config = config
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -80,11 +87,15 @@ async def start_dashboard(runner: Runner, services: Services, *, port: int | Non
     token = config.service.dashboard_token.get_secret_value() if config.service.dashboard_token else None
     app = create_web_app(services.store, RunnerStatusSource(runner, services, metrics), metrics, config, token=token)
     server = await serve_web(app, config.service.host, config.service.port if port is None else port)
-    return Dashboard(server, metrics)
+    return Dashboard(server, metrics, app)
 
 
-def run_service(config: CrmbridgeConfig, console: Console) -> int:
-    """Every flow on its interval until SIGTERM/SIGINT; the batch in hand commits or is abandoned whole."""
+def run_service(config: CrmbridgeConfig, console: Console, config_path: Path | None = None) -> int:
+    """Every flow on its interval until SIGTERM/SIGINT; the batch in hand commits or is abandoned whole.
+
+    With ``config_path`` the file is watched (and checked at once on SIGHUP): a valid change is applied to the
+    flows it concerns while the others keep running.
+    """
     configure_logging(config.service.log_format)
 
     async def work() -> None:
@@ -92,9 +103,9 @@ def run_service(config: CrmbridgeConfig, console: Console) -> int:
             runner = Runner(services)
             loop = asyncio.get_running_loop()
             task = asyncio.current_task()
-            grace = config.service.shutdown_grace.total_seconds()
 
             def request_stop() -> None:
+                grace = runner.config.service.shutdown_grace.total_seconds()  # as reloaded, if it was
                 console.print(f"stopping: finishing the batch in hand (at most {grace:.0f} s)")
                 runner.stop()
                 # After the grace period the pass is cancelled: its batch is abandoned, never half-committed.
@@ -103,9 +114,13 @@ def run_service(config: CrmbridgeConfig, console: Console) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, request_stop)
             dashboard = await start_dashboard(runner, services)
+            watch = None
+            if config_path is not None:
+                watch = ConfigWatch(config_path, on_reload=dashboard.show_config)
+                loop.add_signal_handler(signal.SIGHUP, watch.wake.set)
             console.print(f"crmbridge running {len(runner.status)} flows; dashboard {dashboard.url}/ ; Ctrl-C stops")
             try:
-                await runner.run_forever()
+                await runner.run_forever(watch)
             finally:
                 await dashboard.stop()
 

@@ -6,8 +6,8 @@ arguments (nothing is shared with its siblings after the fork: no event loop, co
 exists before it), so SIGKILL hits it exactly as it would hit ``python -m crmbridge``.
 
 Run as ``python tests/e2e/forkserver.py``; protocol on stdin/stdout, one JSON object per line:
-``{"argv": [...], "log": PATH}`` → ``{"pid": N}`` then, when the child ends, ``{"exit": CODE}``
-(``-9`` when it was SIGKILLed).
+``{"argv": [...], "log": PATH}`` (optionally ``"err": PATH`` for stderr apart) → ``{"pid": N}`` then, when the
+child ends, ``{"exit": CODE}`` (``-9`` when it was SIGKILLed).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import os
 import sys
 
 
-def _child(argv: list[str], log: str) -> None:
+def _child(argv: list[str], log: str, err: str | None) -> None:
     import crmbridge.cli
 
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    os.dup2(fd if err is None else os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     sys.argv = ["crmbridge", *argv]
@@ -52,7 +52,8 @@ def main() -> None:
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
-            _child(list(request["argv"]), str(request["log"]))
+            err = request.get("err")
+            _child(list(request["argv"]), str(request["log"]), None if err is None else str(err))
         print(json.dumps({"pid": pid}), flush=True)
         _, status = os.waitpid(pid, 0)
         print(json.dumps({"exit": os.waitstatus_to_exitcode(status)}), flush=True)

@@ -26,22 +26,55 @@ from crmbridge.emulators.launch import (
     start_campaign,
     start_dynamics,
 )
+from tests.e2e.kill import ForkServer
 from tests.e2e.oracle import CampaignReader, DataverseReader
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CLI_TIMEOUT_S = 120.0
 
 
-def e2e_config_text(dynamics_url: str, ca_path: Path, campaign_url: str, state_path: Path) -> str:
-    """The demo's two table mappings (the oracle spells the same rules out by hand), opt-outs pushed to Campaign.
+@dataclass(frozen=True)
+class OptOutsSection:
+    """The config's ``optouts:`` section; the default pushes donotbulkemail to blackListEmail."""
 
-    No events section: the email-events flow has its own e2e tests once the journal is in the Campaign emulator.
+    mode: str = "dynamics_to_campaign"
+    pairs: tuple[tuple[str, str], ...] = (("donotbulkemail", "blackListEmail"),)
+    conflict_rule: str | None = None  # None: the product default (adobe)
+    timestamps: str | None = None  # None: the product default (auto)
+
+    def yaml(self) -> str:
+        lines = ["optouts:", f"  mode: {self.mode}", "  pairs:"]
+        lines += [f"    - {{dynamics: {d}, campaign: {c}}}" for d, c in self.pairs]
+        if self.conflict_rule is not None:
+            lines.append(f"  conflict_rule: {self.conflict_rule}")
+        if self.timestamps is not None:
+            lines.append(f"  timestamps: {self.timestamps}")
+        return "\n".join(lines) + "\n"
+
+
+DEFAULT_OPTOUTS = OptOutsSection()
+
+
+def e2e_config_text(
+    dynamics_url: str,
+    ca_path: Path,
+    campaign_url: str,
+    state_path: Path,
+    *,
+    events: str = "",
+    authority_url: str | None = None,
+    optouts: OptOutsSection = DEFAULT_OPTOUTS,
+) -> str:
+    """The demo's two table mappings (the oracle spells the same rules out by hand), and an ``optouts:`` section.
+
+    ``events`` is appended as is: an ``events:`` section (see ``events_section``), or nothing for the tables tests.
+    ``authority_url`` sends token requests elsewhere than ``dynamics_url`` (a kill proxy in front of the Web API).
     """
     return f"""\
 version: 1
 dynamics:
   org_url: {dynamics_url}
-  authority_host: {dynamics_url}
+  authority_host: {authority_url or dynamics_url}
   tenant_id: {DYNAMICS_TENANT}
   client_id: "{DYNAMICS_CLIENT_ID}"
   client_secret: {DYNAMICS_CLIENT_SECRET}
@@ -90,12 +123,38 @@ mappings:
       - {{dynamics: new_year, campaign: year}}
     links:
       - {{lookup: new_contactid, mapping: contacts, campaign_link: profile, max_wait: 1h}}
-optouts:
-  mode: dynamics_to_campaign
-  pairs:
-    - {{dynamics: donotbulkemail, campaign: blackListEmail}}
-state:
+{optouts.yaml()}state:
   url: sqlite:///{state_path}
+{events}"""
+
+
+# The journal registration the Campaign emulator serves by default (`crmbridge emulate campaign` options).
+JOURNAL_PATH = "/events/organizations/23294/integrations/54108/f89067f2-0d50-4bb2-bf78-209d0eacb6eb"
+IMS_ORG = "0123456789ABCDEF01234567@AdobeOrg"
+
+
+def events_section(
+    journal_base: str,
+    *,
+    types: str = "{send: true, open: true, click: true, bounce: hard}",
+    page_limit: int = 25,
+) -> str:
+    """The email-events flow from the start of the journal, small pages (many batches), roll-ups and follow-up tasks.
+
+    The default names (cmb_ tables and columns, subject template) are left implicit on purpose: the oracle
+    (tests/e2e/events_oracle.py) spells them out, so a changed default shows as a failure.
+    """
+    return f"""\
+events:
+  source:
+    journal:
+      url: {journal_base}{JOURNAL_PATH}
+      ims_org_id: "{IMS_ORG}"
+      start: oldest
+      page_limit: {page_limit}
+  types: {types}
+  rollups: {{enabled: true}}
+  followup_tasks: {{on_click: true, on_hard_bounce: true}}
 """
 
 
@@ -114,8 +173,13 @@ class CliResult:
         return {row["mapping"]: row for row in self.report()["tables"]}
 
 
-def cli_command(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "crmbridge", "sync", "-c", str(config), *args]
+def cli_command(config: Path, *args: str, command: str = "sync") -> list[str]:
+    return [sys.executable, "-m", "crmbridge", command, "-c", str(config), *args]
+
+
+def state_url(config: Path) -> str:
+    """The state store URL ``Emulators.write_config`` put into CONFIG."""
+    return f"sqlite:///{(config.parent / 'state.db').resolve()}"
 
 
 def cli_env() -> dict[str, str]:
@@ -124,14 +188,48 @@ def cli_env() -> dict[str, str]:
     return env | {"PYTHONPATH": str(SRC), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 
-def run_sync(config: Path, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True) -> CliResult:
-    """``python -m crmbridge sync -c CONFIG ARGS`` as a subprocess; raises with its output when it fails."""
-    command = cli_command(config, *args)
+def run_sync(
+    config: Path, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True, command_name: str = "sync"
+) -> CliResult:
+    """``python -m crmbridge sync -c CONFIG ARGS`` (or another command) as a subprocess; raises when it fails."""
+    command = cli_command(config, *args, command=command_name)
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=cli_env(), check=False)
     result = CliResult(command, done.returncode, done.stdout, done.stderr)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return result
+
+
+class ForkedCli:
+    """The real CLI, each run a process forked from ``tests/e2e/forkserver.py`` (crmbridge imported once).
+
+    Same processes as ``python -m crmbridge`` (see forkserver.py) without paying the import for every run; for
+    tests that run the CLI many times.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.server = ForkServer(cli_env())
+        self.runs = 0
+
+    def close(self) -> None:
+        self.server.close()
+
+    def run(self, *args: str, timeout: float = CLI_TIMEOUT_S, check: bool = True) -> CliResult:
+        """``crmbridge ARGS``; raises with its output when it fails (unless ``check`` is False)."""
+        self.runs += 1
+        out, err = self.workdir / f"run-{self.runs}.out", self.workdir / f"run-{self.runs}.err"
+        self.server.start(list(args), out, err=err)
+        code = self.server.wait(timeout)
+        result = CliResult(["crmbridge", *args], code, out.read_text(errors="replace"), err.read_text(errors="replace"))
+        if check and code != 0:
+            raise AssertionError(f"crmbridge {' '.join(args)} exited {code}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def sync(self, config: Path, *args: str, timeout: float = CLI_TIMEOUT_S) -> CliResult:
+        """``crmbridge sync -c CONFIG --json ARGS``."""
+        return self.run("sync", "-c", str(config), "--json", *args, timeout=timeout)
 
 
 @dataclass
@@ -174,15 +272,36 @@ class Emulators:
     def campaign_reader(self) -> CampaignReader:
         return CampaignReader(self.campaign.base_url, CAMPAIGN_CLIENT_ID, CAMPAIGN_CLIENT_SECRET)
 
-    def write_config(self, directory: Path, *, campaign_url: str | None = None) -> Path:
-        """A config with a fresh state file; ``campaign_url`` points Campaign calls elsewhere (a kill proxy)."""
+    def write_config(
+        self,
+        directory: Path,
+        *,
+        campaign_url: str | None = None,
+        dynamics_url: str | None = None,
+        ca_path: Path | None = None,
+        events: str = "",
+        optouts: OptOutsSection = DEFAULT_OPTOUTS,
+    ) -> Path:
+        """A config with a fresh state file; ``campaign_url`` / ``dynamics_url`` (with the ``ca_path`` that trusts
+        it) point API calls elsewhere (a kill proxy); tokens still come from the emulators themselves.
+        ``events``: an ``events:`` section (``events_section``), none by default; ``optouts``: the ``optouts:``
+        section."""
         directory.mkdir(parents=True, exist_ok=True)
         state = directory / "state.db"
         state.unlink(missing_ok=True)
         path = directory / "crmbridge.yaml"
         assert self.dynamics.ca_path is not None
         campaign = campaign_url or self.campaign.base_url
-        path.write_text(e2e_config_text(self.dynamics.base_url, self.dynamics.ca_path, campaign, state.resolve()))
+        text = e2e_config_text(
+            dynamics_url or self.dynamics.base_url,
+            ca_path or self.dynamics.ca_path,
+            campaign,
+            state.resolve(),
+            events=events,
+            optouts=optouts,
+            authority_url=self.dynamics.base_url,
+        )
+        path.write_text(text)
         return path
 
 
@@ -228,12 +347,35 @@ class Org:
             current = operator.get("/config").json()["faults"]
             operator.post("/config", json={"faults": current | settings}).raise_for_status()
 
+    def campaign_optout(self, contact: str, flags: dict[str, bool], *, at: str | None = None) -> None:
+        """A landing-page opt-out (or opt-in) on the profile whose externalId is CONTACT; ``at``: its moment."""
+        body: dict[str, Any] = {"externalId": contact, "flags": flags} | ({"at": at} if at is not None else {})
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/optouts", json=body).raise_for_status()
+
+    def campaign_flag_timestamps(self, on: bool) -> None:
+        """Per-flag …LastModified fields on profiles (a tenant with them) or not (a tenant without)."""
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/config", json={"flagTimestamps": on}).raise_for_status()
+
+    def advance_campaign_clock(self, seconds: float) -> None:
+        with self.emulators.campaign_operator() as operator:
+            operator.post("/clock", json={"advanceSeconds": seconds}).raise_for_status()
+
     def close(self) -> None:
         self.dataverse.close()
         self.campaign.close()
 
 
-def clean_org(emulators: Emulators, directory: Path, *, contacts: int, vehicles_share: float, seed: int) -> Org:
+def clean_org(
+    emulators: Emulators,
+    directory: Path,
+    *,
+    contacts: int,
+    vehicles_share: float,
+    seed: int,
+    optouts: OptOutsSection = DEFAULT_OPTOUTS,
+) -> Org:
     """Reset both instances (faults and latency off), seed Dynamics, write a config with a fresh state file."""
     with emulators.dynamics_operator() as operator:
         operator.post("/reset").raise_for_status()
@@ -244,5 +386,6 @@ def clean_org(emulators: Emulators, directory: Path, *, contacts: int, vehicles_
             ).raise_for_status()
     with emulators.campaign_operator() as operator:
         operator.post("/reset").raise_for_status()
-        operator.post("/config", json={"faults": {"seed": seed}}).raise_for_status()
-    return Org(emulators, emulators.write_config(directory), emulators.dataverse_reader(), emulators.campaign_reader())
+        operator.post("/config", json={"faults": {"seed": seed}, "flagTimestamps": True}).raise_for_status()
+    config = emulators.write_config(directory, optouts=optouts)
+    return Org(emulators, config, emulators.dataverse_reader(), emulators.campaign_reader())

@@ -2,11 +2,12 @@
 
 Two kinds of kill point:
 
-* ``write``: a reverse proxy in front of the Campaign emulator forwards the k-th write (POST/PATCH/PUT/DELETE),
-  waits until the emulator has applied it and answered, SIGKILLs the sync process, and only then lets the
-  response go: the write happened, the process never learned it. This is the moment idempotency must cover.
-* ``time``: the process is killed a random delay after it first talks to Campaign (mid-read, mid-write or
-  mid-commit, wherever it happens to be).
+* ``write``: a reverse proxy in front of an emulator (Campaign over HTTP, or Dataverse over HTTPS, the proxy then
+  terminating TLS with a certificate of its own CA) forwards the k-th write (POST/PATCH/PUT/DELETE), waits until
+  the emulator has applied it and answered, SIGKILLs the sync process, and only then lets the response go: the
+  write happened, the process never learned it. This is the moment idempotency must cover.
+* ``time``: the process is killed a random delay after it first talks to the proxied service (mid-read,
+  mid-write or mid-commit, wherever it happens to be).
 
 Between kills the emulator's own ``drop_after_rate`` may lose responses of applied requests too. After the kill
 points, a quiet pass (no proxy kills, no faults) must finish cleanly; the caller then checks both sides with the
@@ -22,6 +23,7 @@ import os
 import queue
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 import uvicorn
 
+from crmbridge.emulators.dynamics.tls import TlsFiles
 from crmbridge.emulators.launch import free_port
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -72,25 +75,49 @@ class _Victim:
                 os.kill(self.pid, signal.SIGKILL)
 
 
-class KillProxy:
-    """A plain-HTTP reverse proxy (one thread, its own event loop) that kills its victim at the planned moment.
+RequestHook = Callable[[str, str, str], None]
+"""Called with (method, path, query) of a request in a worker thread; may change the upstream meanwhile."""
 
-    Only plain HTTP upstreams (the Campaign emulator); a Dataverse-side proxy would also have to terminate TLS.
+
+def _is_token_request(path: str) -> bool:
+    """Adobe IMS and Entra ID token endpoints: POSTs, but not writes to the data."""
+    return path.startswith("/ims") or "/oauth2/" in path
+
+
+class KillProxy:
+    """A reverse proxy (one thread, its own event loop) that kills its victim at the planned moment.
+
+    ``tls`` serves HTTPS with those files (clients must trust their CA as well as the upstream's); ``upstream_ca``
+    is the CA the proxy trusts for an HTTPS upstream (the Dataverse emulator's).
+    ``before_forward`` and ``before_reply`` hooks run for every request, before it reaches the upstream and after
+    the upstream answered but before the client gets that answer: a test changes the upstream at those moments.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, tls: TlsFiles | None = None, upstream_ca: Path | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.victim: _Victim | None = None
         self.writes_seen = 0
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(upstream_ca)) if upstream_ca else True
+        )
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self._app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="on", interface="asgi3"
+                self._app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="critical",
+                lifespan="on",
+                interface="asgi3",
+                ssl_certfile=str(tls.cert_path) if tls else None,
+                ssl_keyfile=str(tls.key_path) if tls else None,
             )
         )
         self._thread = threading.Thread(target=self._server.run, name="kill-proxy", daemon=True)
         self._client: httpx.AsyncClient | None = None
+        self.before_forward: RequestHook | None = None
+        self.before_reply: RequestHook | None = None
 
     def __enter__(self) -> KillProxy:
         self._thread.start()
@@ -127,13 +154,15 @@ class KillProxy:
         query = scope.get("query_string", b"").decode()
         url = self.upstream + scope.get("raw_path", path.encode()).decode() + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in _HOP_HEADERS]
+        if self.before_forward is not None:
+            await asyncio.to_thread(self.before_forward, method, path, query)
         try:
             upstream = await self._client.request(method, url, headers=headers, content=body)
         except httpx.TransportError:
             # The emulator dropped the connection (fault injection): drop ours the same way, mid-response.
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]})
             raise
-        if method in WRITE_METHODS and not path.startswith("/ims"):
+        if method in WRITE_METHODS and not _is_token_request(path):
             self.writes_seen += 1
             if victim is not None and victim.plan is not None and victim.plan.kind == "write":
                 victim.writes += 1
@@ -141,6 +170,8 @@ class KillProxy:
                     # Applied upstream; the process dies before it can read the answer.
                     victim.kill()
                     await asyncio.to_thread(victim.reaped.wait, 30)
+        if self.before_reply is not None:
+            await asyncio.to_thread(self.before_reply, method, path, query)
         out_headers = [(k.encode(), v.encode()) for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS]
         out_headers.append((b"content-length", str(len(upstream.content)).encode()))
         await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
@@ -150,7 +181,7 @@ class KillProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._client = httpx.AsyncClient(timeout=120.0, trust_env=False)
+                self._client = httpx.AsyncClient(timeout=120.0, trust_env=False, verify=self._verify)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._client is not None:
@@ -243,9 +274,11 @@ class ForkServer:
         except queue.Empty:
             raise TimeoutError from None
 
-    def start(self, args: list[str], log: Path) -> int:
+    def start(self, args: list[str], log: Path, *, err: Path | None = None) -> int:
+        """Fork a run of ``crmbridge ARGS``; its stdout (and stderr, unless ``err`` names a file for it) to ``log``."""
         assert self._server.stdin is not None
-        self._server.stdin.write(json.dumps({"argv": args, "log": str(log)}) + "\n")
+        request: dict[str, Any] = {"argv": args, "log": str(log)} | ({"err": str(err)} if err is not None else {})
+        self._server.stdin.write(json.dumps(request) + "\n")
         self._server.stdin.flush()
         self._pid = int(self._answer(60.0)["pid"])
         return self._pid
@@ -318,12 +351,17 @@ class KillHarness:
         self.report.runs.append(record)
         return record
 
-    def kill_points(self, count: int, *, more_work: Callable[[random.Random], None]) -> KillReport:
-        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next."""
+    def kill_points(
+        self, count: int, *, more_work: Callable[[random.Random], None], after_kills_too: bool = False
+    ) -> KillReport:
+        """Until ``count`` runs died by SIGKILL; a run that finished first gets ``more_work`` before the next
+        (``after_kills_too``: every run does, so changes also land while the process is down mid-work)."""
         while self.report.kills < count:
             record = self.run(_plan(self.rnd, self.max_writes, self.max_seconds))
             if record.returncode == -signal.SIGKILL:
                 self.report.kills += 1
+                if after_kills_too:
+                    more_work(self.rnd)
             elif record.returncode == 0:
                 more_work(self.rnd)
             else:

@@ -8,9 +8,11 @@ it is because both were written to the same wrong reading of the config, not bec
 
 from __future__ import annotations
 
+import sqlite3
 import ssl
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,10 @@ class DataverseReader:
             found.extend(body["value"])
             url = body.get("@odata.nextLink")
         return found
+
+    def count(self, entity_set: str, primary_id: str) -> int:
+        """How many rows the entity set holds (paged through, selecting only the primary id)."""
+        return len(self.rows(entity_set, [primary_id]))
 
     def create(self, entity_set: str, values: Mapping[str, Any]) -> str:
         answer = self.http.post(
@@ -203,7 +209,8 @@ def expected_from_rows(contacts: list[dict[str, Any]], vehicles: list[dict[str, 
             continue
         values = {acs: row.get(column) for column, acs in CONTACT_FIELDS.items()}
         values["gender"] = GENDER.get(row.get("gendercode" + FORMATTED), "<no replacement>")
-        for column, acs in OPT_OUTS.items():  # dynamics_to_campaign opt-outs: Dynamics owns the flag
+        # Dynamics owns the flag under dynamics_to_campaign; under bidirectional both sides agree after a pass.
+        for column, acs in OPT_OUTS.items():
             values[acs] = bool(row.get(column))
         profiles[str(row["contactid"])] = values
     expected_vehicles: dict[str, dict[str, Any]] = {}
@@ -253,3 +260,72 @@ def stored_rows(campaign_operator: httpx.Client) -> dict[str, int]:
     answer = campaign_operator.get("/stats")
     answer.raise_for_status()
     return {str(k): int(v) for k, v in answer.json()["rows"].items()}
+
+
+def dynamics_flags(reader: DataverseReader, column: str = "donotbulkemail") -> dict[str, bool]:
+    """Each contact's opt-out column, by contactid."""
+    return {str(row["contactid"]): bool(row.get(column)) for row in reader.rows("contacts", ["contactid", column])}
+
+
+def campaign_flags(reader: CampaignReader, flag: str = "blackListEmail") -> dict[str, bool]:
+    """Each profile's opt-out flag, by externalId (profiles without one are left out)."""
+    return {str(row["externalId"]): bool(row.get(flag)) for row in reader.rows(PROFILE_PATH) if row.get("externalId")}
+
+
+def both_flags(
+    dataverse: DataverseReader, campaign: CampaignReader, contacts: list[str]
+) -> dict[str, tuple[bool, bool | None]]:
+    """(Dynamics donotbulkemail, Campaign blackListEmail) per contact; None where Campaign has no profile."""
+    dynamics, acs = dynamics_flags(dataverse), campaign_flags(campaign)
+    return {contact: (dynamics[contact], acs.get(contact)) for contact in contacts}
+
+
+# The demo's event tables (crmbridge's default activity tables, cmb_ prefix) and Dataverse's own task table.
+ACTIVITY_SETS = {
+    "send": "cmb_emailsends",
+    "open": "cmb_emailopens",
+    "click": "cmb_emailclicks",
+    "bounce": "cmb_emailbounces",
+}
+FLAG_TIMESTAMP = {"blackListEmail": "blackListEmailLastModified"}  # ACS per-flag timestamp (seen in real data)
+
+
+def activity_counts(reader: DataverseReader) -> dict[str, int]:
+    """Rows per email-event activity table, plus follow-up ``tasks``."""
+    found = {kind: reader.count(entity_set, "activityid") for kind, entity_set in ACTIVITY_SETS.items()}
+    found["tasks"] = reader.count("tasks", "activityid")
+    return found
+
+
+def contacts_written_since(reader: DataverseReader, version: int) -> dict[str, dict[str, Any]]:
+    """Contacts whose row version is above ``version`` (Dataverse bumps versionnumber on every write)."""
+    rows = reader.rows("contacts", ["contactid", "versionnumber", *OPT_OUTS])
+    return {str(row["contactid"]): row for row in rows if int(row["versionnumber"]) > version}
+
+
+def profiles_with_flag_changed_since(reader: CampaignReader, flag: str, moment: str) -> dict[str, bool]:
+    """externalId -> flag of profiles whose flag changed at or after ``moment`` (ACS timestamps sort as text)."""
+    stamp = FLAG_TIMESTAMP[flag]
+    return {
+        str(row.get("externalId") or ""): bool(row.get(flag))
+        for row in reader.rows(PROFILE_PATH)
+        if str(row.get(stamp) or "") >= moment
+    }
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """What crmbridge's state file says, read with plain SQL (no crmbridge code)."""
+
+    dead_letters: list[tuple[str, str, str, str, int]]  # flow, mapping, record_key, status, attempts
+    unmatched_events: int
+    conflicts: list[tuple[str, str]]  # contact_id, winner
+
+
+def read_state_file(path: Path) -> StoredOutcome:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        letters = connection.execute("SELECT flow, mapping, record_key, status, attempts FROM dead_letters ORDER BY id")
+        dead_letters = [(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in letters]
+        (unmatched,) = connection.execute("SELECT count(*) FROM unmatched_events").fetchone()
+        conflicts = [(str(a), str(b)) for a, b in connection.execute("SELECT contact_id, winner FROM conflicts")]
+    return StoredOutcome(dead_letters, int(unmatched), conflicts)

@@ -143,6 +143,8 @@ def test_dry_run_changes_nothing_on_either_side_and_counts_what_the_real_pass_th
     counted = ("created", "updated", "deleted", "skipped", "filtered", "parked", "failed")
     for mapping in ("contacts", "vehicles"):
         assert {n: planned[mapping][n] for n in counted} == {n: done[mapping][n] for n in counted}, mapping
+        engine_calls = done[mapping]["created"] + 2 * done[mapping]["updated"] + done[mapping]["deleted"]  # §8
+        assert planned[mapping]["budget"]["engine_calls"] == engine_calls, mapping
     assert done["contacts"]["created"] == 2 and done["contacts"]["updated"] == 7 and done["contacts"]["deleted"] == 5
     assert done["vehicles"]["created"] >= 1
     assert_campaign_matches_dynamics(org)

@@ -132,6 +132,7 @@ class FakeEventFeed:
     batch_size: int = 3
     oldest_kept: int = 0  # positions before this index are gone (HTTP 410)
     gap_started_at: int | None = None  # after a gap, reading resumes here (the oldest event still kept)
+    repeats_per_batch: int = 0  # copies the source dropped itself, as the journal consumer does by event id
 
     async def batches(self, position: str | None, *, after_gap: bool = False) -> AsyncIterator[Any]:
         from crmbridge.engine.ports import EventBatch
@@ -142,7 +143,9 @@ class FakeEventFeed:
         while True:
             chunk = self.events[start : start + self.batch_size]
             start += len(chunk)
-            yield EventBatch(chunk, position=str(start), caught_up=start >= len(self.events))
+            yield EventBatch(
+                chunk, position=str(start), caught_up=start >= len(self.events), repeats=self.repeats_per_batch
+            )
             if start >= len(self.events):
                 return
 
@@ -195,11 +198,15 @@ class FakeContacts:
     now: Any  # callable returning the current datetime
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # contact ids read one by one, in order
+    before_read: Any = None  # hook: called with the contact id before each read_contact (to simulate races)
 
     def edit(self, contact_id: str, **values: Any) -> None:
-        self.table.put(contact_id, modifiedon=self.now().isoformat().replace("+00:00", "Z"), **values)
+        # Dataverse dates rows to the whole second (§2.6), whatever the moment's fraction.
+        self.table.put(contact_id, modifiedon=self.now().strftime("%Y-%m-%dT%H:%M:%SZ"), **values)
 
     async def read_contact(self, contact_id: str, columns: Sequence[str]) -> tuple[Mapping[str, Any], str] | None:
+        if self.before_read is not None:
+            self.before_read(contact_id)
         self.reads.append(contact_id)
         row = self.table.rows.get(contact_id)
         if row is None:

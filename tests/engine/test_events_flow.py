@@ -107,6 +107,13 @@ async def test_duplicated_and_reordered_events_write_each_activity_once(store: S
     assert stats.duplicates == 3
 
 
+async def test_repeats_the_source_dropped_by_event_id_count_as_duplicates(store: StateStore) -> None:
+    dynamics = FakeDynamics({"c1", "c2", "c3"})
+    stats = await run(FakeEventFeed(list(DELIVERY), batch_size=4, repeats_per_batch=2), dynamics, store)
+    assert stats.duplicates == 4  # two batches of 8 events, each with 2 repeats the journal consumer dropped
+    assert len(dynamics.activities) == 3
+
+
 async def test_replay_from_an_older_position_creates_no_duplicate_and_the_same_rollups(store: StateStore) -> None:
     dynamics = FakeDynamics({"c1", "c2", "c3"})
     feed = FakeEventFeed(list(DELIVERY))

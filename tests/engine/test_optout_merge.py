@@ -46,6 +46,16 @@ def test_adobe_rule_equal_timestamps_keep_the_opt_out() -> None:
     assert "equal" in decision.reason
 
 
+def test_adobe_rule_campaign_time_in_the_same_second_as_the_dynamics_row_is_not_newer() -> None:
+    # Dataverse says :05 for a change made at :05.6; Campaign's :05.35 may be the older of the two.
+    dynamics = FlagState(True, T0 + timedelta(seconds=5))
+    campaign = FlagState(False, T0 + timedelta(seconds=5, milliseconds=350))
+    decision = merge_optout(OptOutMode.BIDIRECTIONAL, ConflictRule.ADOBE, True, dynamics, campaign)
+    assert (decision.write_campaign, decision.winner) == (True, "opt_out")
+    later = FlagState(False, T0 + timedelta(seconds=6))
+    assert merge_optout(OptOutMode.BIDIRECTIONAL, ConflictRule.ADOBE, True, dynamics, later).write_dynamics is False
+
+
 def test_adobe_rule_dynamics_opt_in_never_wins_over_campaign_opt_out() -> None:
     decision = merge_optout(BI, ConflictRule.ADOBE, True, FlagState(False, at(9)), FlagState(True, at(1)))
     assert (decision.write_dynamics, decision.write_campaign, decision.base) == (True, None, True)

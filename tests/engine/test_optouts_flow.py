@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from crmbridge.config import OptOutSettings, parse_config
 from crmbridge.engine.optouts import OptOutsFlow
-from crmbridge.state import StateStore
+from crmbridge.state import Batch, StateStore
 from tests.engine.fakes import FakeContacts, FakeProfiles, FakeTable
 
 pytestmark = pytest.mark.anyio
@@ -198,3 +199,182 @@ async def test_profile_seen_again_with_its_flags_unchanged_costs_no_dynamics_rea
     world.profiles.edit("c1", blackListEmail=True)
     await world.sync(settings())
     assert world.contacts.writes == [("c1", {"donotbulkemail": True})]
+
+
+async def test_a_difference_older_than_the_first_pass_stays_when_its_profile_is_read_again(store: StateStore) -> None:
+    world = World(store)
+    world.contacts.edit("c1", donotbulkemail=True)  # opted out in Dynamics before crmbridge started
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    await world.sync(optouts)  # every profile is within the overlap: read again, unchanged
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+async def test_dynamics_change_in_the_same_second_as_the_first_pass_counts_as_made_after_it(
+    store: StateStore,
+) -> None:
+    world = World(store)
+    optouts = settings(mode="campaign_to_dynamics")
+    world.clock.now += timedelta(milliseconds=300)
+    await world.sync(optouts)  # the baseline is taken at :10.3
+    world.clock.now += timedelta(milliseconds=400)
+    world.contacts.edit("c1", donotbulkemail=True)  # at :10.7, dated :10 by Dataverse
+    await world.sync(optouts)
+    # Campaign did not change: in campaign_to_dynamics the Dynamics-side opt-out stays.
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+async def test_flag_never_changed_on_a_tenant_with_flag_timestamps_is_as_old_as_its_profile(store: StateStore) -> None:
+    world = World(store)
+    world.contacts.edit("c1", donotbulkemail=True)  # opted out in Dynamics before crmbridge started
+    created = world.profiles.profiles["c1"]["lastModified"]
+    world.profiles.profiles["c1"] |= {"created": created, "blackListEmailLastModified": ""}  # as ACS sends it
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    world.clock.tick(300)
+    world.contacts.edit("c1", lastname="Øster")
+    world.profiles.edit("c1", lastName="Øster")  # the tables flow follows: lastModified moves, the flag does not
+    await world.sync(optouts)
+    assert world.contacts.writes == []
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True
+
+
+@pytest.mark.parametrize("mode", ["campaign_to_dynamics", "bidirectional"])
+async def test_campaign_opt_out_taken_back_after_the_poll_is_not_written_to_dynamics(
+    store: StateStore, mode: str
+) -> None:
+    world = World(store)
+    optouts = settings(mode=mode)
+    await world.sync(optouts)
+    world.clock.tick()
+    world.profiles.edit("c1", blackListEmail=True)
+
+    def meanwhile(contact: str) -> None:  # the poll saw the opt-out; before the write the person opts back in
+        if contact == "c1" and world.profiles.profiles["c1"]["blackListEmail"] is True:
+            world.clock.tick(1)
+            world.profiles.edit("c1", blackListEmail=False)
+
+    world.profiles.before_read = meanwhile
+    await world.sync(optouts)
+    world.profiles.before_read = None
+    await world.sync(optouts)
+    assert world.contacts.writes == [] and world.profiles.writes == []
+    assert store.conflicts() == []
+
+
+@pytest.mark.parametrize("mode", ["dynamics_to_campaign", "bidirectional"])
+async def test_dynamics_opt_out_taken_back_after_the_poll_is_not_written_to_campaign(
+    store: StateStore, mode: str
+) -> None:
+    world = World(store)
+    optouts = settings(mode=mode)
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+
+    def meanwhile(contact: str) -> None:
+        if contact == "c1" and world.contacts.table.rows["c1"]["donotbulkemail"] is True:
+            world.clock.tick(1)
+            world.contacts.edit("c1", donotbulkemail=False)
+
+    world.contacts.before_read = meanwhile
+    await world.sync(optouts)
+    world.contacts.before_read = None
+    await world.sync(optouts)
+    assert world.contacts.writes == [] and world.profiles.writes == []
+    assert store.conflicts() == []
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KilledBeforeRecording:
+    """The state store of a process killed after its writes were applied, before the pass recorded them."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self, batch: Batch) -> None:
+        if batch.optout_writes:
+            raise _Killed
+        self.store.commit(batch)
+
+
+async def test_own_write_not_recorded_before_a_kill_is_not_taken_for_a_change_next_time(store: StateStore) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")
+    await world.sync(settings())  # seen in agreement: the base (False) is stored
+    world.clock.tick()
+    world.profiles.edit("c1", blackListEmail=True)
+    killed = _KilledBeforeRecording(store)
+    flow = OptOutsFlow(settings(), world.contacts.table, world.contacts, world.profiles, cast(StateStore, killed))
+    with pytest.raises(_Killed):
+        await flow.run_pass()
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is True  # the write landed, unrecorded
+    world.clock.tick(60)
+    world.profiles.edit("c1", blackListEmail=False)  # then the person opts back in on Campaign
+    await world.sync(settings())
+    # Not "Dynamics opted out" (our own write): Campaign's opt-in is the newer change, and it travels.
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is False
+    assert world.profiles.profiles["c1"]["blackListEmail"] is False
+
+
+async def test_own_campaign_write_not_recorded_before_a_kill_then_opted_in_on_campaign_lets_the_opt_in_win(
+    store: StateStore,
+) -> None:
+    world = World(store)
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c1", firstName="Ann")
+    await world.sync(settings())  # seen in agreement: the base (False) is stored
+    world.clock.tick()
+    world.contacts.edit("c1", donotbulkemail=True)
+    killed = _KilledBeforeRecording(store)
+    flow = OptOutsFlow(
+        settings(), world.contacts.table, world.contacts, world.profiles, cast(StateStore, killed), clock=world.clock
+    )
+    with pytest.raises(_Killed):
+        await flow.run_pass()
+    assert world.profiles.profiles["c1"]["blackListEmail"] is True  # the write landed, unrecorded
+    world.clock.tick(60)
+    world.profiles.edit("c1", blackListEmail=False)  # then the person opts back in on Campaign, the newer change
+    await world.sync(settings())
+    assert world.contacts.table.rows["c1"]["donotbulkemail"] is False
+    assert world.profiles.profiles["c1"]["blackListEmail"] is False
+
+
+def _skew_campaign(world: World, offset: timedelta) -> None:
+    """Campaign's server clock differs from crmbridge's; its profiles are stamped by it from now on."""
+    world.profiles.now = lambda: world.clock() + offset
+    for contact in ("c1", "c2", "c3"):
+        world.profiles.edit(contact, firstName=contact)
+
+
+async def test_campaign_clock_ahead_of_crmbridge_does_not_make_old_profiles_look_changed(store: StateStore) -> None:
+    world = World(store, per_flag=False)  # profiles dated by lastModified only
+    _skew_campaign(world, timedelta(hours=1))
+    world.contacts.edit("c1", donotbulkemail=True)  # a difference that predates crmbridge
+    optouts = settings(mode="campaign_to_dynamics")
+    await world.sync(optouts)
+    world.clock.tick()
+    world.contacts.edit("c1", lastname="Øster")  # Dynamics changes, Campaign does not
+    await world.sync(optouts)
+    assert world.contacts.writes == []
+
+
+async def test_campaign_clock_behind_crmbridge_does_not_hide_an_opt_out_from_the_poll(store: StateStore) -> None:
+    world = World(store)
+    _skew_campaign(world, -timedelta(minutes=10))
+    await world.sync(settings())
+    world.clock.tick()
+    world.profiles.edit("c2", blackListEmail=True)  # stamped ten minutes behind crmbridge's clock
+    await world.sync(settings())
+    assert world.contacts.writes == [("c2", {"donotbulkemail": True})]

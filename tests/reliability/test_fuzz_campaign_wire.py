@@ -32,6 +32,7 @@ ENVELOPE_KEYS = st.sampled_from(["content", "next", "href", "count", "value", "P
 
 
 @given(body=json_trees(ENVELOPE_KEYS))
+@example(body={"next": {"href": True}, "content": []})  # found by this test: a href that is not text
 @QUICK
 def test_any_list_body_gives_rows_and_next_or_protocol_error(body: Any) -> None:
     try:

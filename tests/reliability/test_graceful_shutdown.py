@@ -33,6 +33,7 @@ from crmbridge.emulators.launch import (
 
 from . import oracle
 
+SRC = Path(__file__).resolve().parents[2] / "src"  # the child runs this checkout's sources, like tests/e2e
 GRACE_S = 10.0  # the default service.shutdown_grace
 MARGIN_S = 5.0  # interpreter exit, closing connections, a loaded machine
 
@@ -73,7 +74,7 @@ def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "crmbridge", "run", "-c", str(config)],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(SRC)},
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,13 @@ def test_opening_twice_keeps_the_data_and_the_revision(state_url: str) -> None:
         checkpoint = store.checkpoint(Flow.EVENTS, "journal")
         assert checkpoint is not None
         assert checkpoint.value == "position-42"
-        assert store.info().schema_revision == "0001"
+        assert store.info().schema_revision == "0002"
 
 
 def test_migrations_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with StateStore.open("sqlite:///relative/dir/state.db") as store:
-        assert store.info().schema_revision == "0001"
+        assert store.info().schema_revision == "0002"
     assert (tmp_path / "relative" / "dir" / "state.db").is_file()
 
 
@@ -86,3 +87,28 @@ def test_state_urls_are_normalised_to_the_supported_drivers(given: str, driver: 
 def test_unsupported_state_urls_are_config_errors(given: str, complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         normalize_url(given)
+
+
+def test_unmatched_events_kept_before_0002_get_one_retry_when_they_name_a_contact(tmp_path: Path) -> None:
+    from alembic import command
+
+    from crmbridge.state.database import Database, _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    database = Database(normalize_url(url))
+    with database.writing() as connection:
+        command.upgrade(_alembic_config(connection), "0001")
+        for key, contact in (("with-contact", "c-1"), ("without", None)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO unmatched_events (event_key, external_id, reason, first_seen, last_seen, attempts) "
+                    "VALUES (:key, :contact, 'no contact', '2026-03-01 09:00:00', '2026-03-02 09:00:00', 1)"
+                ),
+                {"key": key, "contact": contact},
+            )
+    database.dispose()
+    with StateStore.open(url) as store:
+        due = store.unmatched_due(datetime(2026, 3, 3, tzinfo=UTC))
+    assert [(row.event_key, row.next_try_at) for row in due] == [
+        ("with-contact", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    ]

@@ -61,7 +61,9 @@ async def test_action_from_the_letter_page_returns_to_that_page(
     assert 'name="back" value="letter"' in page
     response = await client.post(f"/dead-letters/{letter}/drop", data={"csrf_token": csrf, "back": "letter"})
     assert response.headers["location"] == f"/dead-letters/{letter}"
-    assert ">dropped<" in (await client.get(response.headers["location"])).text
+    dropped_page = (await client.get(response.headers["location"])).text
+    assert ">dropped<" in dropped_page
+    assert "dropped by an operator" in dropped_page  # when and why it was closed
     odd = await client.post(f"/dead-letters/{letter}/retry", data={"csrf_token": csrf, "back": "https://evil.example"})
     assert odd.headers["location"] == "/#dead-letters"
 

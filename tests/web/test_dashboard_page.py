@@ -44,6 +44,24 @@ async def test_dashboard_shows_each_flow_with_state_counts_backlog_lag_and_error
     assert ">paused<" in row_of(response.text, 'data-flow="optouts"')
 
 
+async def test_flow_counts_show_the_main_ones_always_and_the_others_only_when_not_zero(
+    client: httpx.AsyncClient, status: FixedStatus
+) -> None:
+    from tests.web.conftest import runner_status
+
+    snapshot = runner_status()
+    tables = {"read": 7, "created": 0, "updated": 5, "deleted": 2, "skipped": 0, "failed": 0, "pages": 1}
+    optouts = {"dynamics_changes": 0, "campaign_changes": 0, "written_campaign": 0}
+    flows = [replace(snapshot.flows[0], last_counts=tables), replace(snapshot.flows[2], last_counts=optouts)]
+    status.update(replace(snapshot, flows=flows))
+    page = (await client.get("/")).text
+    contacts = row_of(page, 'data-flow="contacts"')
+    assert "read <b>7</b>" in contacts and "skipped <b>0</b>" in contacts and "failed <b>0</b>" in contacts
+    assert "updated <b>5</b>" in contacts and "deleted <b>2</b>" in contacts
+    assert "created" not in contacts and "pages" not in contacts
+    assert "nothing changed" in row_of(page, 'data-flow="optouts"')
+
+
 async def test_failed_flow_shows_its_last_error(
     client: httpx.AsyncClient, status: FixedStatus, config: CrmbridgeConfig
 ) -> None:

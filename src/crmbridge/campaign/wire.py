@@ -101,6 +101,8 @@ def list_page(body: Any, url: str) -> tuple[list[Any], str | None]:
         raise ProtocolError(f"Campaign list response without a 'content' array from {url}")
     next_node = body.get("next")
     href = next_node.get("href") if isinstance(next_node, dict) else None
+    if href is not None and not isinstance(href, str):
+        raise ProtocolError(f"Campaign list response with a 'next.href' that is not a URL from {url}")
     return body["content"], (href or None)
 
 

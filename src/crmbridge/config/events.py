@@ -28,7 +28,11 @@ __all__ = [
 ]
 
 # EmailEvent fields a journal payload can fill; the others are set by the reader itself.
-PAYLOAD_FIELDS = frozenset(f.name for f in dataclass_fields(EmailEvent)) - {"source_kind", "source_position", "raw"}
+PAYLOAD_FIELDS = frozenset(f.name for f in dataclass_fields(EmailEvent) if f.init) - {
+    "source_kind",
+    "source_position",
+    "raw",
+}
 
 # The ACS payload schema on I/O Events is not public (shared/protocols/adobe-io-events-and-exports.md §B): these
 # paths are inferred from the XDM Campaign ExperienceEvent field names and must be checked against a real tenant.
@@ -280,6 +284,11 @@ class EventsSettings(Strict):
         default=500, description="Activity rows per bulk write ($batch holds 1000 operations at most)."
     )
     interval: PositiveDuration | None = Field(default=None, description="Poll interval; default service.interval.")
+    unmatched_retry_for: PositiveDuration = Field(
+        default=timedelta(days=7),
+        description="How long an event whose Dynamics contact does not exist yet is retried (with backoff, from "
+        "15 minutes to 12 hours) before it stays for inspection until the retention purges it.",
+    )
 
     @model_validator(mode="after")
     def _backfill_needs_journal(self) -> EventsSettings:

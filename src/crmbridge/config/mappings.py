@@ -122,6 +122,12 @@ class LinkMapping(Strict):
     max_wait: PositiveDuration = Field(
         default=timedelta(hours=1), description="How long a child waits for its parent before it is a dead letter."
     )
+    on_parent_deleted: Literal["delete", "keep"] = Field(
+        default="delete",
+        description="When crmbridge deletes the parent in Campaign (deleted in Dynamics, or left the parent "
+        "mapping's filter): delete = delete this mapping's rows linked to it (ACS hides a child whose 1-cardinality "
+        "link points nowhere); keep = leave them and count them as orphaned in the pass.",
+    )
 
 
 class TableMapping(Strict):

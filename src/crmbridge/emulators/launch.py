@@ -90,6 +90,9 @@ def _spawn(args: list[str], log_path: Path, env_extra: dict[str, str] | None = N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # Secrets go through the environment, never argv: argv is visible to every user in `ps`.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    # The child runs this very crmbridge (a worktree or checkout), not whichever one the venv has installed.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     # The child gets its own copy of the descriptor; the parent's is closed at once instead of leaking.
     with log_path.open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module, arguments built here

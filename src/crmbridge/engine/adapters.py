@@ -16,6 +16,7 @@ from crmbridge.campaign.journal import JournalConsumer, JournalCursor
 from crmbridge.campaign.links import LinkResolver, LinkTo, resolve_links
 from crmbridge.dynamics.client import DataverseClient
 from crmbridge.dynamics.reader import TableRef
+from crmbridge.dynamics.results import run_chunks
 from crmbridge.engine.activities import ActivityRow, TaskRow
 from crmbridge.engine.ports import ChangePage, EventBatch, MissingContact, ParentRef, RejectedEvent
 from crmbridge.exceptions import ConfigError, RecordError
@@ -118,6 +119,10 @@ class CampaignRecordTarget:
         return True
 
     async def delete(self, key: str) -> None:
+        # One DELETE addressed by the custom key (campaign-standard-api.md §2.2), as PATCH is: it also reaches a child
+        # hidden behind a 1-cardinality link whose parent is gone, which a lookup by key no longer finds (inferred).
+        if await self.client.delete(self.resource, key, record_key=key):
+            return
         for row in await self.client.find_by_key(self.resource, self.key_field, key):
             await self.client.delete(self.resource, row, record_key=key)
 
@@ -149,9 +154,14 @@ class DataverseActivitySink:
         by_table: dict[tuple[str, str], list[ActivityRow]] = {}
         for row in rows:
             by_table.setdefault((row.logical_name, row.entity_set), []).append(row)
-        for (logical, entity_set), table_rows in by_table.items():
+
+        async def write(group: tuple[tuple[str, str], list[ActivityRow]]) -> None:
+            (logical, entity_set), table_rows = group
             table = TableRef(logical, entity_set, "activityid")
             errors.update(await self._upsert_closed(table, [(r.activity_id, r.values) for r in table_rows]))
+
+        # One bulk call per activity table, the tables side by side (the session's limiter bounds what is in flight).
+        await run_chunks(list(by_table.items()), write, len(by_table) or 1)
         return errors
 
     async def upsert_tasks(self, rows: Sequence[TaskRow]) -> Mapping[str, RecordError]:
@@ -165,7 +175,11 @@ class DataverseActivitySink:
     async def _upsert_closed(
         self, table: TableRef, rows: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> dict[str, RecordError]:
-        # Created open, then completed: creating a row directly in a closed state is commonly refused (§5.7).
+        # Created open, then completed by a second bulk call. One call cannot do both: statecode is not valid for
+        # create (IsValidForCreate=False in Microsoft's task table reference, MicrosoftDocs/powerapps-docs
+        # reference/entities/task.md), a create's status must belong to the Open state (0x80048408 "… is not a valid
+        # status code for state code …Active", community reports), and Create/UpsertMultiple create as Create does
+        # (dataverse-web-api.md §5.4, §5.6, §5.7). (Inferred for custom activities: they share activitypointer.)
         errors = await self._upsert(table, rows)
         closing = [(row_id, ACTIVITY_COMPLETED) for row_id, _ in rows if row_id not in errors]
         if closing:
@@ -268,6 +282,7 @@ class JournalFeed:
                 rejected,
                 caught_up=batch.caught_up,
                 lag=batch.lag.behind if batch.lag is not None else None,
+                repeats=batch.duplicates,
             )
 
 

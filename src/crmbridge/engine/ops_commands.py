@@ -188,6 +188,8 @@ def run_dlq_show(config: CrmbridgeConfig, console: Console, letter_id: int) -> i
             ("first failed", letter.first_failed_at),
             ("last failed", letter.failed_at),
         ]
+        if letter.closed_at is not None:
+            fields += [("closed", letter.closed_at), ("why", letter.close_reason)]
         for name, value in fields:
             console.print(f"[bold]{name:>12}[/bold]  {escape(str(value))}")
         payload = json.dumps(letter.payload, indent=2, ensure_ascii=False, default=str) if letter.payload else "-"

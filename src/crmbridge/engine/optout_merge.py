@@ -64,8 +64,12 @@ class MergeDecision:
 
 
 def _newer(a: datetime | None, b: datetime | None) -> bool:
-    """True when ``a`` is strictly newer than ``b`` (a missing timestamp is never newer)."""
-    return a is not None and b is not None and a > b
+    """True when ``a`` is strictly newer than ``b`` (a missing timestamp is never newer), to the second.
+
+    Dataverse dates rows to the whole second: a Campaign change in the same second as a Dynamics one is not
+    provably newer (it may well be older), so at that precision the two are equal and the opt-out wins.
+    """
+    return a is not None and b is not None and a.replace(microsecond=0) > b.replace(microsecond=0)
 
 
 def _apply(value: bool, dynamics: FlagState, campaign: FlagState) -> tuple[bool | None, bool | None]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crmbridge.config import OptOutPair, OptOutSettings
+from crmbridge.engine.optout_base import Baseline, base_after_unconfirmed_write, both_as_at_baseline, inferred_base
 from crmbridge.engine.optout_merge import ConflictRule, FlagState, MergeDecision, OptOutMode, merge_optout, pair_key
 from crmbridge.engine.ports import ChangeFeed
 from crmbridge.exceptions import CheckpointExpired
@@ -102,7 +103,7 @@ class OptOutsFlow:
         clock: Clock = _utc_now,
     ) -> None:
         self.concurrency = concurrency
-        self._baseline: datetime | None = None
+        self._baseline = Baseline(None, None)
         self.settings = settings
         self.mode = OptOutMode(settings.mode)
         self.rule = ConflictRule(settings.conflict_rule)
@@ -140,7 +141,7 @@ class OptOutsFlow:
             await self._establish_baseline(poll_started)
             return
         baseline = self.store.checkpoint(Flow.OPTOUTS, BASELINE_SCOPE)
-        self._baseline = datetime.fromisoformat(baseline.value) if baseline is not None and baseline.value else None
+        self._baseline = Baseline.from_text(baseline.value if baseline is not None else None)
         seen: dict[str, _Sides] = {}
         delta_link = await self._read_dynamics(dynamics_checkpoint.value, seen, stats)
         watermark = await self._read_campaign(seen, stats)
@@ -167,15 +168,36 @@ class OptOutsFlow:
         """First pass: take both sides' current state as the starting point (propagate later changes only).
 
         Contacts created by the tables flow already carry their flags; a full read here only serves to obtain
-        the Dynamics delta link, so rows are not kept (memory stays flat whatever the table size).
+        the Dynamics delta link and the newest modifiedon, so rows are not kept (memory stays flat whatever the
+        table size). Campaign's newest profile dates the baseline on Campaign's clock and starts its watermark.
         """
         delta_link: str | None = None
+        dynamics_newest: datetime | None = None
         async for page in self.dynamics_feed.read(columns=self.dynamics_columns, delta_link=None, next_link=None):
             delta_link = page.delta_link or delta_link
-        self._advance(delta_link, now)
+            for change in page.changes:
+                modified = (
+                    parse_timestamp(change.values.get("modifiedon")) if isinstance(change, SourceChange) else None
+                )
+                if modified is not None and (dynamics_newest is None or modified > dynamics_newest):
+                    dynamics_newest = modified
+        campaign_newest = await self._newest_profile_time()
+        self._advance(delta_link, campaign_newest or now)
         mark = Batch(Flow.OPTOUTS, BASELINE_SCOPE)
-        mark.advance_to(now.isoformat())
+        mark.advance_to(Baseline(dynamics_newest or now, campaign_newest or now).to_text())
         self.store.commit(mark)
+
+    async def _newest_profile_time(self) -> datetime | None:
+        """The newest profile lastModified: "now" on Campaign's clock, as far as crmbridge can see it."""
+        profiles = self.profiles.modified_since(None)
+        newest: datetime | None = None
+        async for profile in profiles:
+            newest = parse_timestamp(profile.get("lastModified"))
+            break
+        close = getattr(profiles, "aclose", None)
+        if close is not None:
+            await close()
+        return newest
 
     def _advance(self, delta_link: str | None, watermark: datetime | None) -> None:
         batch = Batch(Flow.OPTOUTS, DYNAMICS_SCOPE)
@@ -221,12 +243,18 @@ class OptOutsFlow:
                 newest = modified
         return newest
 
+    def _flag_dated(self, profile: Mapping[str, Any], pair: OptOutPair) -> bool:
+        """The flag's time is its own …LastModified, not the profile's."""
+        own = profile.get(f"{pair.campaign}LastModified")
+        return self.settings.timestamps != "profile_last_modified" and bool(own)
+
     def _campaign_flag(self, profile: Mapping[str, Any], pair: OptOutPair) -> FlagState:
-        per_flag = parse_timestamp(profile.get(f"{pair.campaign}LastModified"))
-        if self.settings.timestamps == "profile_last_modified" or per_flag is None:
+        raw = profile.get(f"{pair.campaign}LastModified")
+        if self.settings.timestamps == "profile_last_modified" or raw is None:
             changed = parse_timestamp(profile.get("lastModified"))
         else:
-            changed = per_flag
+            # A tenant that dates flags sends "" for a flag never changed: it is as old as the profile (inferred).
+            changed = parse_timestamp(raw) or parse_timestamp(profile.get("created"))
         return FlagState(bool(profile.get(pair.campaign)), changed)
 
     @staticmethod
@@ -258,11 +286,25 @@ class OptOutsFlow:
             stats.skipped += 1  # not in Campaign (yet): the tables flow creates it with its flags
             return
         dynamics, campaign = self._dynamics_flag(dynamics_row, pair), self._campaign_flag(profile, pair)
-        base = state.base_value if state is not None else self._inferred_base(dynamics, campaign)
+        if state is None:
+            base = inferred_base(self._baseline, dynamics, campaign)
+        else:
+            dated = self._flag_dated(profile, pair)
+            base = base_after_unconfirmed_write(state, dynamics, campaign, campaign_flag_dated=dated)
+        if (
+            state is None
+            and dynamics.value != campaign.value
+            and both_as_at_baseline(self._baseline, dynamics, campaign)
+        ):
+            # They differed before crmbridge started and neither changed since (a profile re-read within the
+            # overlap): the first pass took both as they were, so there is no change to propagate.
+            stats.unchanged += 1
+            return
         decision = merge_optout(self.mode, self.rule, base, dynamics, campaign)
         for _ in range(_MAX_RACES):
             if not decision.writes:
                 break
+            self._mark_unconfirmed(contact_id, pair, base, decision, dynamics, campaign)
             moved = await self._write(contact_id, pair, decision, dynamics, campaign, etag)
             if moved is None:
                 break
@@ -277,19 +319,9 @@ class OptOutsFlow:
         fields (a tables sync touches every profile), then cost no Dynamics read each."""
         if sides.dynamics is not None or sides.campaign is None or state is None or state.dynamics_value is None:
             return False
+        if state.campaign_seen_at is None or state.dynamics_seen_at is None:
+            return False  # a write not confirmed yet: merged in full
         return self._campaign_flag(sides.campaign, pair).value == state.campaign_value
-
-    def _inferred_base(self, dynamics: FlagState, campaign: FlagState) -> bool | None:
-        """No stored base yet: a side untouched since the baseline still holds the value both started from."""
-        if self._baseline is None:
-            return None
-        dynamics_old = dynamics.changed_at is not None and dynamics.changed_at <= self._baseline
-        campaign_old = campaign.changed_at is not None and campaign.changed_at <= self._baseline
-        if dynamics_old and not campaign_old:
-            return dynamics.value
-        if campaign_old and not dynamics_old:
-            return campaign.value
-        return None
 
     async def _write(
         self,
@@ -300,28 +332,58 @@ class OptOutsFlow:
         campaign: FlagState,
         etag: str | None,
     ) -> tuple[FlagState, FlagState, str | None] | None:
-        """Write the decision; None when written, or the fresh states when a target moved since the poll."""
-        if decision.write_campaign is not None:
-            current = await self.profiles.read_profile(contact_id)
-            fresh = self._campaign_flag(current, pair) if current is not None else campaign
-            if fresh.value != campaign.value:
-                return dynamics, fresh, etag
-        if decision.write_dynamics is not None:
-            found = await self.contacts.read_contact(contact_id, self.dynamics_columns)
-            if found is None:
-                return None
+        """Write the decision; None when written, or both sides' fresh states when either moved since the poll.
+
+        Both sides are re-read, not only the target: a source that moved (an opt-out taken back right after the
+        poll saw it) must not have its old value written, or the next pass would find that stale write newer than
+        the change it hides and the conflict rule could keep it.
+        """
+        current = await self.profiles.read_profile(contact_id)
+        fresh_campaign = self._campaign_flag(current, pair) if current is not None else campaign
+        if fresh_campaign.value != campaign.value:
+            return dynamics, fresh_campaign, etag
+        found = await self.contacts.read_contact(contact_id, self.dynamics_columns)
+        if found is not None:
             row, etag = found
             fresh_dynamics = self._dynamics_flag(row, pair)
             if fresh_dynamics.value != dynamics.value:
                 return fresh_dynamics, campaign, etag
-            if not await self.contacts.write_contact(contact_id, {pair.dynamics: decision.write_dynamics}, etag=etag):
+        elif decision.write_dynamics is not None:
+            return None
+        if decision.write_dynamics is not None and etag is not None:
+            written = await self.contacts.write_contact(contact_id, {pair.dynamics: decision.write_dynamics}, etag=etag)
+            if not written:  # 412: the row changed between our read and the write
                 again = await self.contacts.read_contact(contact_id, self.dynamics_columns)
-                if again is None:
-                    return None
-                return self._dynamics_flag(again[0], pair), campaign, again[1]
+                return None if again is None else (self._dynamics_flag(again[0], pair), campaign, again[1])
         if decision.write_campaign is not None:
             await self.profiles.write_profile(contact_id, {pair.campaign: decision.write_campaign})
         return None
+
+    def _mark_unconfirmed(
+        self,
+        contact_id: str,
+        pair: OptOutPair,
+        base: bool | None,
+        decision: MergeDecision,
+        dynamics: FlagState,
+        campaign: FlagState,
+    ) -> None:
+        """Commit, before writing, the value about to be written, without a time (see base_after_unconfirmed_write).
+
+        The pass records its writes when its batch commits; killed in between, it would find its own write in the
+        next read and take it for a person's change (and, say, undo the Campaign opt-in that came after it).
+        """
+        d_value, d_at = dynamics.value, dynamics.changed_at
+        if decision.write_dynamics is not None:
+            d_value, d_at = decision.write_dynamics, None
+        c_value, c_at = campaign.value, campaign.changed_at
+        if decision.write_campaign is not None:
+            c_value, c_at = decision.write_campaign, None
+        mark = Batch(Flow.OPTOUTS, DYNAMICS_SCOPE)
+        mark.set_optout_state(
+            OptOutState(contact_id, pair_name(pair), base, d_value, d_at, c_value, c_at, self.clock())
+        )
+        self.store.commit(mark)
 
     def _record(
         self,

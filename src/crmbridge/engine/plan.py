@@ -33,6 +33,19 @@ class PlannedLinks:
             elif decision.outcome is Outcome.DELETE and decision.key is not None:
                 self._links[key] = LinkRow(mapping, decision.source_id, decision.key, "", now, deleted_at=now)
 
+    def parent_keys_of(self, mapping: str) -> set[tuple[str, str]]:
+        """(link field, parent business key) of every row of ``mapping`` this dry run would have written."""
+        return {
+            (field, key)
+            for (name, _), link in self._links.items()
+            if name == mapping and link.deleted_at is None
+            for field, key in (link.parent_keys or {}).items()
+        }
+
+    def deleted(self, mapping: str) -> list[LinkRow]:
+        """Links of ``mapping`` this dry run would have deleted (their children would go with them)."""
+        return [link for (name, _), link in self._links.items() if name == mapping and link.is_deleted]
+
     def overlay(self, mapping: str, stored: Mapping[str, LinkRow], ids: Sequence[str] | set[str]) -> dict[str, LinkRow]:
         """``stored`` links of ``ids`` with what this dry run would have changed laid over them."""
         merged = dict(stored)

@@ -103,6 +103,7 @@ class EventBatch:
     rejected: Sequence[RejectedEvent] = ()
     caught_up: bool = False  # the source has nothing more right now
     lag: timedelta | None = None  # how far behind the source's head (journal retention is 7 days)
+    repeats: int = 0  # copies the source itself already dropped (the journal consumer's event-id window)
 
 
 class EventFeed(Protocol):

@@ -2,8 +2,9 @@
 
 ``Services`` owns the connections (state store, Dataverse client, Campaign client) for the life of a command;
 ``Runner`` turns the configuration into flows, runs passes in dependency order, and keeps the status the dashboard
-and ``crmbridge status`` show. Graceful shutdown: a stop request lets the current batch finish (each batch commits
-atomically), then no new pass starts.
+and ``crmbridge status`` show. ``run_forever`` hands the flows to :mod:`crmbridge.engine.schedule` (one loop per
+flow). Graceful shutdown: a stop request ends a tables pass at the batch in hand (which commits whole or not at
+all), and no new pass starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -38,9 +39,12 @@ from crmbridge.engine.events import EventsFlow, EventStats
 from crmbridge.engine.optouts import OptOutsFlow, OptOutStats
 from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.table_spec import build_table_spec, mapping_order
-from crmbridge.engine.tables import PassStats, TablesFlow
-from crmbridge.exceptions import ConfigError, CrmbridgeError
+from crmbridge.engine.tables import PassStats, StopCheck, TablesFlow
+from crmbridge.exceptions import ConfigError
 from crmbridge.state import DeadLetterStatus, Flow, StateStore
+
+if TYPE_CHECKING:
+    from crmbridge.engine.reload import ConfigWatch
 
 __all__ = ["FlowState", "Runner", "Services"]
 
@@ -109,12 +113,16 @@ class Runner:
         self._stopping = asyncio.Event()
         # Called after every pass with (flow, counts, seconds, failed): metrics and the like listen here.
         self.pass_listeners: list[Callable[[str, dict[str, int], float, bool], None]] = []
-        for mapping in mapping_order(self.config):
-            self.status[f"tables:{mapping.name}"] = FlowState(mapping.name, "tables")
-        if self.config.events is not None and self.config.events.enabled:
-            self.status["events"] = FlowState("events", "events")
-        if self.config.optouts.mode != "disabled" and self.config.optouts.pairs:
-            self.status["optouts"] = FlowState("optouts", "optouts")
+        self.status = _flow_states(self.config, {})
+
+    def reconfigure(self, config: CrmbridgeConfig) -> None:
+        """Use ``config`` from the next pass on (a reload); flows it no longer has leave the status.
+
+        The connections stay as they are: ``config`` must carry the same connection settings (engine.reload).
+        """
+        self.config = self.services.config = config
+        self._tables.clear()  # an entity_set may have changed with its mapping
+        self.status = _flow_states(config, self.status)
 
     # --- building flows --------------------------------------------------------------------------------------
 
@@ -139,6 +147,7 @@ class Runner:
         dry_run: bool = False,
         progress: TablesProgress | None = None,
         planned: PlannedLinks | None = None,
+        should_stop: StopCheck | None = None,
     ) -> TablesFlow:
         spec = build_table_spec(self.config, mapping)
         feed = DataverseChangeFeed(self.services.dataverse, await self.table_ref(mapping))
@@ -158,6 +167,7 @@ class Runner:
             progress=progress,
             write_concurrency=concurrency,
             planned=planned,
+            should_stop=should_stop if should_stop is not None else self._stopping.is_set,
         )
 
     # --- passes ----------------------------------------------------------------------------------------------
@@ -169,30 +179,45 @@ class Runner:
         dry_run: bool = False,
         replay: bool = False,
         progress: Callable[[str], TablesProgress | None] | None = None,
+        planned: PlannedLinks | None = None,
+        should_stop: StopCheck | None = None,
     ) -> list[PassStats]:
-        """One pass of each enabled mapping (or only ``only``), parents first."""
+        """One pass of each enabled mapping (or only ``only``), parents first.
+
+        ``planned``: a dry run's overlay (its children see the parents the same dry run would have written); the
+        caller keeps it to estimate the API budget. ``should_stop``: default, :meth:`stop` was called.
+        """
         mappings = [m for m in mapping_order(self.config) if only is None or m.name == only]
         if only is not None and not mappings:
             raise ConfigError(f"no enabled mapping named {only!r} (see `crmbridge config validate`)")
+        stop = should_stop if should_stop is not None else self._stopping.is_set
         if not dry_run:
-            await self._retry_requested_letters()
+            await self._retry_requested_letters(only)
         results = []
-        planned = PlannedLinks()  # a dry run's children see the parents the same dry run would have written
+        planned = planned if planned is not None else PlannedLinks()
         for mapping in mappings:
-            if self._stopping.is_set():
+            if stop():
                 break
             flow = await self.tables_flow(
-                mapping, dry_run=dry_run, progress=progress(mapping.name) if progress else None, planned=planned
+                mapping,
+                dry_run=dry_run,
+                progress=progress(mapping.name) if progress else None,
+                planned=planned,
+                should_stop=stop,
             )
             stats = await self._tracked(f"tables:{mapping.name}", flow.run_pass(replay=replay), dry_run=dry_run)
             results.append(stats)
         return results
 
-    async def _retry_requested_letters(self) -> None:
-        """Dead letters an operator asked to retry (dashboard button): re-read from Dynamics and written again."""
+    async def _retry_requested_letters(self, only: str | None) -> None:
+        """Dead letters an operator asked to retry (dashboard button): rows re-read from Dynamics, events rewritten.
+
+        A pass of one mapping (``only``) takes up only that mapping's letters.
+        """
         from crmbridge.engine.deadletters import retry_letters  # it builds on this runner: imported when used
 
-        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING, flow=Flow.TABLES)
+        waiting = self.services.store.dead_letters.list(status=DeadLetterStatus.RETRYING)
+        waiting = [w for w in waiting if only is None or (w.flow is Flow.TABLES and w.mapping == only)]
         if waiting:
             await retry_letters(self, [letter.id for letter in waiting if letter.id is not None])
 
@@ -271,19 +296,34 @@ class Runner:
 
     # --- the long-running service ----------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once :meth:`stop` was called."""
+        return self._stopping
+
     def stop(self) -> None:
-        """Finish the batch in progress, start nothing new."""
+        """End the batch in hand (it commits whole or not at all), start nothing new."""
         self._stopping.set()
 
-    async def run_forever(self) -> None:
-        """Each flow on its own interval until :meth:`stop`; a failed pass is retried at the next interval."""
-        loops = [self._loop("tables", self.config.service.interval, self.tables_pass)]
-        if "optouts" in self.status:
-            loops.append(self._loop("optouts", self.config.interval_of(self.config.optouts), self.optouts_pass))
-        if "events" in self.status and self.config.events is not None:
-            loops.append(self._loop("events", self.config.interval_of(self.config.events), self.events_pass))
-        loops.append(self._loop("retention", timedelta(hours=1), self.purge_personal_data))
-        await asyncio.gather(*loops)
+    async def run_forever(self, watch: ConfigWatch | None = None) -> None:
+        """Each flow on its own interval until :meth:`stop`; ``watch``: reload the configuration file as it changes."""
+        from crmbridge.engine.schedule import Schedule  # it builds on this runner: imported when used
+
+        await Schedule(self).run(watch)
+
+    async def run_flow(self, key: str, *, should_stop: StopCheck) -> None:
+        """One pass of the flow a schedule loop runs: ``tables:<mapping>``, ``optouts``, ``events`` or ``retention``."""
+        kind, _, name = key.partition(":")
+        if kind == "tables":
+            await self.tables_pass(only=name, should_stop=should_stop)
+        elif kind == "optouts":
+            await self.optouts_pass()
+        elif kind == "events":
+            await self.events_pass()
+        elif kind == "retention":
+            await self.purge_personal_data()
+        else:
+            raise ValueError(f"no flow {key!r}")
 
     async def purge_personal_data(self) -> None:
         """Apply the configured retention to personal data in dead letters and unmatched events.
@@ -295,16 +335,12 @@ class Runner:
         days = min(state.dead_letter_retention_days, state.unmatched_event_retention_days)
         self.services.store.purge_personal_data(datetime.now(UTC) - timedelta(days=days))
 
-    async def _loop(self, name: str, interval: timedelta, work: Callable[[], Any]) -> None:
-        while not self._stopping.is_set():
-            try:
-                await work()
-            except CrmbridgeError as error:
-                # Visible on the dashboard and in `status`; the next interval tries again.
-                self.status.setdefault(name, FlowState(name, name)).last_error = str(error)
-            next_at = datetime.now(UTC) + interval
-            for state in self.status.values():
-                if state.kind == name or state.name == name:
-                    state.next_run_at = next_at
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval.total_seconds())
+
+def _flow_states(config: CrmbridgeConfig, known: dict[str, FlowState]) -> dict[str, FlowState]:
+    """A status entry per configured flow: the ``known`` one where there is one (its last pass stays visible)."""
+    keys = [(f"tables:{m.name}", m.name, "tables") for m in mapping_order(config)]
+    if config.events is not None and config.events.enabled:
+        keys.append(("events", "events", "events"))
+    if config.optouts.mode != "disabled" and config.optouts.pairs:
+        keys.append(("optouts", "optouts", "optouts"))
+    return {key: known.get(key) or FlowState(name, kind) for key, name, kind in keys}

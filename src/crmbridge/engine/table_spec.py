@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from crmbridge.config import CrmbridgeConfig, TableMapping
 from crmbridge.mapping import CompiledMapping, compile_mapping
@@ -28,6 +29,8 @@ class ParentLink:
     parent_key_field: str
     campaign_link: str
     max_wait: timedelta
+    on_parent_deleted: str = "delete"  # delete | keep: this mapping's rows linked to a parent crmbridge deleted
+    parent_deletes_rows: bool = False  # the parent mapping deletes rows in Campaign (deletes or filter-outs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +65,10 @@ def lookup_value_column(lookup: str) -> str:
 
 
 def _fingerprint(mapping: TableMapping, create_only: tuple[tuple[str, str], ...]) -> str:
+    # What happens to children of deleted parents changes no row a read writes: not part of the fingerprint.
+    excluded: Any = {"enabled": True, "interval": True, "name": True, "links": {"__all__": {"on_parent_deleted"}}}
     shape = {
-        "mapping": mapping.model_dump(mode="json", exclude={"enabled", "interval", "name"}),
+        "mapping": mapping.model_dump(mode="json", exclude=excluded),
         "create_only": create_only,
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
@@ -83,6 +88,8 @@ def build_table_spec(config: CrmbridgeConfig, mapping: TableMapping) -> TableSpe
                 parent_key_field=parent.key.campaign,
                 campaign_link=link.campaign_link,
                 max_wait=link.max_wait,
+                on_parent_deleted=link.on_parent_deleted,
+                parent_deletes_rows=parent.deletes == "propagate" or parent.filters.on_filtered_out == "delete",
             )
         )
     create_only: tuple[tuple[str, str], ...] = ()

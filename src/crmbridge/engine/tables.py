@@ -4,19 +4,23 @@ The checkpoint moves only in the same state transaction as the links of the page
 acknowledged, so a crash replays at most one page, and the replay writes nothing new (upserts by business key).
 The in-flight nextLink is stored after each page; the delta link replaces it after the last page. An expired
 delta link re-baselines: a full read, then every linked row that the read did not see is treated as deleted.
+A stop request (``should_stop``) ends the pass at the next page: the page in hand commits when all its writes were
+sent, else it is abandoned whole (no new write starts, nothing of it commits) and the next start redoes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmbridge.engine.decide import Decision, Outcome, ReadKind, decide
 from crmbridge.engine.optout_merge import pair_key
+from crmbridge.engine.orphans import settle_orphans
 from crmbridge.engine.plan import PlannedLinks
 from crmbridge.engine.ports import ChangeFeed, ChangePage, RecordTarget
 from crmbridge.engine.table_spec import TableSpec
@@ -28,6 +32,7 @@ from crmbridge.state import Batch, DeadLetter, Flow, LinkRow, OptOutState, Parke
 __all__ = ["PassStats", "ReadKind", "TablesFlow", "replay_in_flight"]
 
 Clock = Callable[[], datetime]
+StopCheck = Callable[[], bool]
 _PARK_RETRY = timedelta(seconds=30)
 
 
@@ -49,8 +54,10 @@ class PassStats:
     filtered: int = 0
     parked: int = 0
     failed: int = 0
+    orphaned: int = 0  # rows whose parent crmbridge deleted in Campaign (deleted too, or kept: see orphans.py)
     pages: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # a stop request ended the pass early; the next pass resumes from its checkpoint
     samples: list[dict[str, Any]] = field(default_factory=list)  # dry-run diffs
 
     @property
@@ -59,7 +66,7 @@ class PassStats:
 
     def counts(self) -> dict[str, int]:
         names = ("read", "created", "updated", "deleted", "skipped", "filtered", "parked", "failed", "pages")
-        return {name: int(getattr(self, name)) for name in names}
+        return {name: int(getattr(self, name)) for name in (*names, "orphaned")}
 
     def count(self, outcome: Outcome) -> None:
         attribute = {
@@ -107,6 +114,14 @@ class _ReadState:
 ProgressCallback = Callable[[PassStats], None]
 
 
+class _Stopped(Exception):
+    """A stop request ended the pass; whatever was not committed is redone by the next pass."""
+
+
+def _never() -> bool:
+    return False
+
+
 def replay_in_flight(in_flight: str | None) -> bool:
     """Whether a stored sub-checkpoint is a replay that was interrupted (``crmbridge replay`` resumes it)."""
     state = _ReadState.decode(in_flight) if in_flight else None
@@ -129,6 +144,7 @@ class TablesFlow:
         dry_run: bool = False,
         sample_diffs: int = 5,
         planned: PlannedLinks | None = None,
+        should_stop: StopCheck = _never,
     ) -> None:
         self.spec = spec
         self.feed = feed
@@ -141,6 +157,7 @@ class TablesFlow:
         self.sample_diffs = sample_diffs
         # Dry runs only: what this and earlier mappings of the same dry run would have linked.
         self.planned = planned if planned is not None else PlannedLinks()
+        self.should_stop = should_stop
 
     # --- the pass -------------------------------------------------------------------------------------------
 
@@ -153,7 +170,14 @@ class TablesFlow:
             read, delta_link = self._plan_read(replay)
             stats.kind = read.kind.value
             await self._retry_parked(stats)
+            await settle_orphans(self, stats)
             await self._read_with_recovery(read, delta_link, stats)
+        except _Stopped:
+            stats.stopped = True
+            stats.seconds = asyncio.get_running_loop().time() - started
+            if run_id is not None:
+                self.store.finish_run(run_id, RunStatus.INTERRUPTED, stats.counts(), error="stopped")
+            return stats
         except BaseException as error:
             stats.seconds = asyncio.get_running_loop().time() - started
             if run_id is not None:
@@ -207,14 +231,18 @@ class TablesFlow:
             delta_link=delta_link if read.kind is ReadKind.DELTA else None,
             next_link=read.next_link,
         )
-        async for page in _prefetched(pages):
-            await self._process_page(page, read, stats)
-            if page.next_link is None:
-                if page.delta_link is None:
-                    raise ProtocolError(f"mapping {self.spec.name}: the last page of a read carried no delta link")
-                if read.kind is ReadKind.REBASELINE and not self.dry_run:
-                    await self._sweep_unseen(_ReadState(read.kind, None, read.started, page.delta_link), stats)
-                return
+        # aclosing: a stop or an error cancels the page being prefetched at once, not when the generator is collected.
+        async with contextlib.aclosing(_prefetched(pages)) as prefetched:
+            async for page in prefetched:
+                await self._process_page(page, read, stats)
+                if page.next_link is not None and self.should_stop():
+                    raise _Stopped  # the page is committed with its nextLink: the next start resumes after it
+                if page.next_link is None:
+                    if page.delta_link is None:
+                        raise ProtocolError(f"mapping {self.spec.name}: the last page of a read carried no delta link")
+                    if read.kind is ReadKind.REBASELINE and not self.dry_run:
+                        await self._sweep_unseen(_ReadState(read.kind, None, read.started, page.delta_link), stats)
+                    return
 
     # --- one page -------------------------------------------------------------------------------------------
 
@@ -225,7 +253,7 @@ class TablesFlow:
         links = self._links([c.id for c in changes])
         parent_links = self._parent_links([c for c in changes if isinstance(c, SourceChange)])
         decisions = [decide(self.spec, c, links.get(c.id), parent_links, read.kind) for c in changes]
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         for decision in decisions:
             stats.count(Outcome.FAIL if decision.source_id in errors else decision.outcome)
         if self.dry_run:
@@ -254,16 +282,23 @@ class TablesFlow:
                     found[(parent.parent_mapping, parent_id)] = link
         return found
 
-    async def _execute(self, decisions: Sequence[Decision]) -> dict[str, RecordError]:
-        """Run the page's writes with bounded concurrency; record errors are collected, anything else aborts."""
+    async def _execute(self, decisions: Sequence[Decision], *, stoppable: bool = False) -> dict[str, RecordError]:
+        """Run the page's writes with bounded concurrency; record errors are collected, anything else aborts.
+
+        ``stoppable`` (within a pass): after a stop request no new write starts and the batch is abandoned.
+        """
         errors: dict[str, RecordError] = {}
         if self.dry_run:
             return errors
         gate = asyncio.Semaphore(self.write_concurrency)
+        unsent: list[str] = []
 
         async def write(decision: Decision) -> None:
             assert decision.key is not None
             async with gate:
+                if stoppable and self.should_stop():  # writes in flight finish; no new one starts
+                    unsent.append(decision.source_id)
+                    return
                 try:
                     if decision.outcome is Outcome.DELETE:
                         await self.target.delete(decision.key)
@@ -281,6 +316,8 @@ class TablesFlow:
         except BaseExceptionGroup as group:
             # Callers act on the error's kind (retry later, re-authenticate, stop), not on a group of them.
             raise group.exceptions[0] from group
+        if unsent:
+            raise _Stopped  # abandoned before its commit: the next pass redoes the batch (every write is idempotent)
         return errors
 
     def _batch(
@@ -412,6 +449,8 @@ class TablesFlow:
             if len(unseen) >= 1000:
                 await self._write_tombstones(unseen, stats)
                 unseen = []
+                if self.should_stop():
+                    raise _Stopped  # the sweep restarts next time; tombstones already written are skipped
         await self._write_tombstones(unseen, stats)
         batch = Batch(Flow.TABLES, self.spec.name)
         batch.advance_to(read.delta_link, config_fingerprint=self.spec.fingerprint)
@@ -422,7 +461,7 @@ class TablesFlow:
             return
         links = self.store.links_for(self.spec.name, [t.id for t in tombstones])
         decisions = [decide(self.spec, t, links.get(t.id), {}, ReadKind.REBASELINE) for t in tombstones]
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         for decision in decisions:
             stats.count(Outcome.FAIL if decision.source_id in errors else decision.outcome)
         # Links of tombstones that are not propagated are marked deleted too: the row is gone from Dynamics.
@@ -453,7 +492,7 @@ class TablesFlow:
                     stats.failed += 1
             self.planned.record(self.spec.name, decisions, now)
             return
-        errors = await self._execute(decisions)
+        errors = await self._execute(decisions, stoppable=True)
         batch = Batch(Flow.TABLES, self.spec.name)
         for child, decision in zip(due, decisions, strict=True):
             if decision.outcome is Outcome.PARK:
@@ -552,7 +591,7 @@ def _diff(current: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[
     return {name: (old.get(name), new) for name, new in _flatten(values).items() if old.get(name) != new}
 
 
-async def _prefetched(pages: AsyncIterator[ChangePage]) -> AsyncIterator[ChangePage]:
+async def _prefetched(pages: AsyncIterator[ChangePage]) -> AsyncGenerator[ChangePage, None]:
     """Yield pages while the next one is already being fetched (reads overlap writes; order is kept)."""
     iterator = aiter(pages)
     pending: asyncio.Task[ChangePage] | None = asyncio.ensure_future(anext(iterator))

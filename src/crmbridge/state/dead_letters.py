@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,14 +29,17 @@ def _letter_from_row(row: Any) -> DeadLetter:
         first_failed_at=row.first_failed_at,
         failed_at=row.last_failed_at,
         status=DeadLetterStatus(row.status),
+        closed_at=row.closed_at,
+        close_reason=row.close_reason,
     )
 
 
 class DeadLetters:
     """The dead-letter table of a store (``store.dead_letters``); new letters arrive through ``Batch.dead_letter``."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self._db = database
+        self._clock = clock
 
     def list(
         self,
@@ -64,12 +68,22 @@ class DeadLetters:
             row = connection.execute(sa.select(letters).where(letters.c.id == letter_id)).one_or_none()
         return None if row is None else _letter_from_row(row)
 
-    def mark(self, letter_ids: Iterable[int], status: DeadLetterStatus) -> int:
-        """Set the status of these dead letters (retrying, dropped, resolved, or open again); returns how many."""
+    def mark(self, letter_ids: Iterable[int], status: DeadLetterStatus, reason: str | None = None) -> int:
+        """Set the status of these dead letters (retrying, dropped, resolved, or open again); returns how many.
+
+        Resolving or dropping records when and why (``reason``, default: the operator did it); reopening or
+        retrying clears both.
+        """
         letters = schema.dead_letters
+        closing = status in (DeadLetterStatus.RESOLVED, DeadLetterStatus.DROPPED)
+        values: dict[str, Any] = {
+            "status": status.value,
+            "closed_at": self._clock() if closing else None,
+            "close_reason": (reason or f"{status.value} by an operator") if closing else None,
+        }
         changed = 0
         with self._db.writing() as connection:
             for chunk in chunked(letter_ids):
-                statement = sa.update(letters).where(letters.c.id.in_(chunk)).values(status=status.value)
+                statement = sa.update(letters).where(letters.c.id.in_(chunk)).values(**values)
                 changed += connection.execute(statement).rowcount
         return changed

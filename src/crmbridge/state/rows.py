@@ -151,7 +151,10 @@ class UnmatchedEvent:
     email: str | None
     payload: Mapping[str, JsonValue] | None
     reason: str
-    seen_at: datetime
+    seen_at: datetime  # first and last seen when new; a later sighting or retry moves only last seen
+    next_try_at: datetime | None = None  # when to look for the contact again; None: not retried
+    attempts: int = 1  # as stored: sightings and retries so far
+    first_seen: datetime | None = None  # as stored; None on an event not stored yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,8 @@ class DeadLetter:
     first_failed_at: datetime | None = None
     status: DeadLetterStatus = DeadLetterStatus.OPEN
     id: int | None = None
+    closed_at: datetime | None = None  # when it was resolved or dropped
+    close_reason: str | None = None  # why, e.g. "written by a later pass"
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,14 @@ links = sa.Table(
     sa.Column("parent_keys", sa.JSON(none_as_null=True), nullable=True),  # {"link name": "parent business key"}
     sa.Column("synced_at", UtcDateTime, nullable=False),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
+    # Only deleted rows are indexed (cheap to keep): children of recently deleted parents are found through it.
+    sa.Index(
+        None,
+        "mapping",
+        "deleted_at",
+        sqlite_where=sa.text("deleted_at IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NOT NULL"),
+    ),
 )
 
 pending = sa.Table(
@@ -156,7 +164,9 @@ unmatched_events = sa.Table(
     sa.Column("first_seen", UtcDateTime, nullable=False),
     sa.Column("last_seen", UtcDateTime, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_try_at", UtcDateTime, nullable=True),  # None: not retried (no contact id, or retried long enough)
     sa.Index(None, "last_seen"),
+    sa.Index(None, "next_try_at"),
 )
 
 dead_letters = sa.Table(
@@ -173,9 +183,12 @@ dead_letters = sa.Table(
     sa.Column("first_failed_at", UtcDateTime, nullable=False),
     sa.Column("last_failed_at", UtcDateTime, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("closed_at", UtcDateTime, nullable=True),  # when it was resolved or dropped; None while open
+    sa.Column("close_reason", sa.Text, nullable=True),  # why: "written by a later pass", "dropped by an operator"
     # one row per failing record: a record that fails again updates its row instead of piling up
     sa.UniqueConstraint("flow", "mapping", "record_key"),
     sa.Index(None, "status"),
+    sa.Index(None, "flow", "record_key"),  # events letters are closed by event key, whichever scope wrote them
 )
 
 runs = sa.Table(

@@ -37,6 +37,7 @@ from crmbridge.state.rows import (
     PurgeResult,
     RunStatus,
     StateInfo,
+    UnmatchedEvent,
 )
 from crmbridge.state.runs import RunRecord, last_runs
 from crmbridge.state.summary import read_info
@@ -57,7 +58,7 @@ class StateStore:
     def __init__(self, database: Database, clock: Clock = _utc_now) -> None:
         self._db = database
         self._clock = clock
-        self.dead_letters = DeadLetters(database)
+        self.dead_letters = DeadLetters(database, clock)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, clock: Clock = _utc_now) -> StateStore:
@@ -182,6 +183,42 @@ class StateStore:
                 return
             after = page[-1].source_id
 
+    def deleted_links_since(self, mapping: str, since: datetime | None) -> list[LinkRow]:
+        """Links of ``mapping`` marked deleted at or after ``since`` (all deleted ones when None)."""
+        links = schema.links
+        query = sa.select(links).where(links.c.mapping == mapping, links.c.deleted_at.is_not(None))
+        if since is not None:
+            query = query.where(links.c.deleted_at >= since)
+        with self._db.reading() as connection:
+            return [link_from_row(row) for row in connection.execute(query)]
+
+    def children_of(self, mapping: str, link_name: str, parent_keys: Iterable[str]) -> list[LinkRow]:
+        """Live links of ``mapping`` whose link ``link_name`` points at one of these parent business keys.
+
+        Reads every link of the mapping once per 5,000 parent keys (parent keys live in a JSON column), so callers
+        ask only about parents deleted since they last asked.
+        """
+        links = schema.links
+        pointed = links.c.parent_keys[link_name].as_string()
+        found: list[LinkRow] = []
+        with self._db.reading() as connection:
+            for chunk in chunked(parent_keys, 5000):
+                query = sa.select(links).where(
+                    links.c.mapping == mapping, links.c.deleted_at.is_(None), pointed.in_(chunk)
+                )
+                found.extend(link_from_row(row) for row in connection.execute(query))
+        return found
+
+    def last_success_started(self, flow: Flow, scope: str) -> datetime | None:
+        """When the latest pass of (flow, scope) that succeeded started; None if none has."""
+        runs = schema.runs
+        query = sa.select(sa.func.max(runs.c.started_at)).where(
+            runs.c.flow == flow.value, runs.c.scope == scope, runs.c.status == RunStatus.SUCCEEDED.value
+        )
+        with self._db.reading() as connection:
+            started: datetime | None = connection.execute(query).scalar_one_or_none()  # max() keeps UtcDateTime
+        return started
+
     def ledger_contains(self, event_keys: Iterable[str]) -> set[str]:
         """The subset of ``event_keys`` already written (dedupe across journal replays and export files)."""
         ledger = schema.event_ledger
@@ -202,6 +239,31 @@ class StateStore:
         query = sa.select(pending).where(pending.c.next_try_at <= now).order_by(pending.c.next_try_at).limit(limit)
         with self._db.reading() as connection:
             return [parked_from_row(row) for row in connection.execute(query)]
+
+    def unmatched_due(self, now: datetime, *, limit: int = 1000) -> list[UnmatchedEvent]:
+        """Unmatched events whose next look for their contact is due, oldest due first."""
+        table = schema.unmatched_events
+        query = (
+            sa.select(table)
+            .where(table.c.next_try_at.is_not(None), table.c.next_try_at <= now)
+            .order_by(table.c.next_try_at)
+            .limit(limit)
+        )
+        with self._db.reading() as connection:
+            return [
+                UnmatchedEvent(
+                    row.event_key,
+                    row.external_id,
+                    row.email,
+                    row.payload,
+                    row.reason,
+                    row.last_seen,
+                    next_try_at=row.next_try_at,
+                    attempts=row.attempts,
+                    first_seen=row.first_seen,
+                )
+                for row in connection.execute(query)
+            ]
 
     def parked_children_of(self, parent_mapping: str, parent_ids: Iterable[str]) -> list[ParkedChild]:
         """Children waiting for these parents (to retry them as soon as the parents land)."""

@@ -105,6 +105,7 @@ def _write_events(connection: Connection, batch: Batch) -> None:
             "first_seen": event.seen_at,
             "last_seen": event.seen_at,
             "attempts": 1,
+            "next_try_at": event.next_try_at,
         }
         for event in batch.unmatched
     ]
@@ -117,6 +118,7 @@ def _write_events(connection: Connection, batch: Batch) -> None:
             "reason": excluded.reason,
             "last_seen": excluded.last_seen,
             "attempts": unmatched.c.attempts + 1,
+            "next_try_at": excluded.next_try_at,
         }
         _upsert(connection, unmatched, rows, ("event_key",), updates)
 
@@ -147,8 +149,74 @@ def _write_dead_letters(connection: Connection, batch: Batch) -> None:
             "last_failed_at": excluded.last_failed_at,
             "attempts": letters.c.attempts + 1,
             "status": DeadLetterStatus.OPEN.value,
+            "closed_at": None,
+            "close_reason": None,
         }
         _upsert(connection, letters, rows, ("flow", "mapping", "record_key"), updates)
+
+
+_STILL_FAILING = (DeadLetterStatus.OPEN.value, DeadLetterStatus.RETRYING.value)
+
+
+def _written_records(batch: Batch) -> dict[tuple[str | None, str], list[str]]:
+    """(mapping or None for any, why) -> keys of records this batch wrote; their dead letters are closed with it."""
+    written: dict[tuple[str | None, str], list[str]] = {}
+    if batch.flow is Flow.TABLES:
+        for link in batch.links_upserted:
+            written.setdefault((link.mapping, "written by a later pass or retry"), []).append(link.source_id)
+        for mapping, source_id, _ in batch.links_deleted:
+            written.setdefault((mapping, "deleted; nothing left to write"), []).append(source_id)
+    elif batch.flow is Flow.EVENTS:
+        # Event letters are keyed by event key under the scope that wrote them; a backfill or a retry under
+        # another scope writes the same event, so any scope's letter for the key is closed.
+        keys = [entry.event_key for entry in batch.ledger_entries]
+        if keys:
+            written[(None, "event written to Dynamics")] = keys
+    return written
+
+
+_FEW_OPEN = 5000  # up to this many open letters of a flow are matched in memory, more through IN lists
+
+
+def _close_dead_letters(connection: Connection, batch: Batch, now: datetime) -> None:
+    """A record written successfully closes its open dead letter (the user fixed it in Dynamics, or a retry)."""
+    if not (batch.links_upserted or batch.links_deleted or batch.ledger_entries):
+        return
+    letters = schema.dead_letters
+    flow = batch.flow.value
+    still_failing = (letters.c.flow == flow, letters.c.status.in_(_STILL_FAILING))
+    open_rows = connection.execute(
+        sa.select(letters.c.id, letters.c.mapping, letters.c.record_key).where(*still_failing).limit(_FEW_OPEN + 1)
+    ).all()
+    if not open_rows:
+        return  # the usual case: nothing to close, one indexed read
+    written = _written_records(batch)
+    resolved = {"status": DeadLetterStatus.RESOLVED.value, "closed_at": now}
+    for (mapping, reason), keys in written.items():
+        # a record refused again in this very batch (a rebaseline touches its link) stays open
+        failing_again = {d.record_key for d in batch.dead_letters if mapping is None or d.mapping == mapping}
+        wanted = {key for key in keys if key not in failing_again}
+        if len(open_rows) <= _FEW_OPEN:
+            ids = [r.id for r in open_rows if r.record_key in wanted and (mapping is None or r.mapping == mapping)]
+            for chunk in chunked(ids):
+                statement = sa.update(letters).where(letters.c.id.in_(chunk))
+                connection.execute(statement.values(**resolved, close_reason=reason))
+            continue
+        for chunk in chunked(wanted):
+            statement = sa.update(letters).where(*still_failing, letters.c.record_key.in_(chunk))
+            if mapping is not None:
+                statement = statement.where(letters.c.mapping == mapping)
+            connection.execute(statement.values(**resolved, close_reason=reason))
+
+
+def _forget_written_unmatched(connection: Connection, batch: Batch) -> None:
+    """An unmatched event that is now written (retried, or delivered again with its contact) is matched."""
+    keys = [entry.event_key for entry in batch.ledger_entries]
+    unmatched = schema.unmatched_events
+    if not keys or connection.execute(sa.select(unmatched.c.event_key).limit(1)).first() is None:
+        return
+    for chunk in chunked(keys):
+        connection.execute(sa.delete(unmatched).where(unmatched.c.event_key.in_(chunk)))
 
 
 def _write_optouts(connection: Connection, batch: Batch) -> None:
@@ -190,6 +258,8 @@ def write_batch(connection: Connection, batch: Batch, now: datetime) -> None:
     _write_links(connection, batch)
     _write_pending(connection, batch)
     _write_events(connection, batch)
+    _forget_written_unmatched(connection, batch)
+    _close_dead_letters(connection, batch, now)
     _write_dead_letters(connection, batch)
     _write_optouts(connection, batch)
     if batch.checkpoint is not None:

@@ -264,4 +264,6 @@ def create_web_app(
         Route("/healthz", web.healthz, methods=["GET"]),
     ]
     hosts = list(allowed_hosts) if allowed_hosts is not None else _default_hosts(config)
-    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    app.state.dashboard = web  # `crmbridge run` swaps its `config` after a reload
+    return app

@@ -98,6 +98,8 @@ def letter_json(letter: DeadLetter) -> Json:
         "attempts": letter.attempts,
         "first_failed_at": _iso(letter.first_failed_at),
         "last_failed_at": _iso(letter.failed_at),
+        "closed_at": _iso(letter.closed_at),
+        "close_reason": letter.close_reason,
         "payload": dict(letter.payload) if letter.payload is not None else None,
     }
 

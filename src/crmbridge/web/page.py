@@ -46,6 +46,9 @@ th { font-size:12px; color:var(--muted); font-weight:600; text-transform:upperca
 tr:last-child td { border-bottom:none; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
 td > code, td.actions { white-space:nowrap; }
+td.reason { min-width:320px; }
+td.payload { min-width:240px; max-width:360px; }
+td.payload summary code { word-break:break-all; }
 .badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; font-weight:600; }
 .b-ok { background:var(--okbg); color:var(--ok); } .b-bad { background:var(--badbg); color:var(--bad); }
 .b-warn { background:var(--warnbg); color:var(--warn); } .b-info { background:var(--infobg); color:var(--info); }

@@ -37,6 +37,7 @@ AccessMode = Literal["disabled", "locked", "unlocked"]
 _STATE_BADGE = {"running": "b-info", "idle": "b-ok", "failed": "b-bad", "paused": "b-warn"}
 _LETTER_BADGE = {"open": "b-bad", "retrying": "b-info", "dropped": "b-muted", "resolved": "b-ok"}
 _COUNT_ORDER = ("read", "written", "skipped", "failed")
+_COUNTS_HIDDEN = frozenset({"pages"})  # how the source paged: no news for an operator
 _PAYLOAD_PREVIEW = 90
 
 
@@ -108,13 +109,17 @@ def _maybe(value: int | float | None, render: str | None = None) -> str:
 
 
 def _counts(counts: Mapping[str, int]) -> str:
+    """The main counts always, the others only when not zero: an idle pass reads as one short line."""
     if not counts:
         return '<span class="muted">—</span>'
-    keys = [key for key in _COUNT_ORDER if key in counts] + sorted(set(counts) - set(_COUNT_ORDER))
+    extra = sorted(key for key in set(counts) - set(_COUNT_ORDER) - _COUNTS_HIDDEN if counts[key])
+    keys = [key for key in _COUNT_ORDER if key in counts] + extra
+    if not keys:
+        return '<span class="muted">nothing changed</span>'
     parts = []
     for key in keys:
         css = "error" if key == "failed" and counts[key] else ""
-        parts.append(f'<span class="{css}">{text(key)} <b>{counts[key]:,}</b></span>')
+        parts.append(f'<span class="{css}">{text(key.replace("_", " "))} <b>{counts[key]:,}</b></span>')
     return " · ".join(parts)
 
 
@@ -213,8 +218,8 @@ def _letter_row(letter: DeadLetter, access: Access, now: datetime) -> str:
         f'<tr data-letter="{letter.id}"><td><a href="/dead-letters/{letter.id}">#{letter.id}</a></td>'
         f'<td>{text(letter.flow.value)}<div class="muted">{text(letter.mapping)}</div></td>'
         f"<td><code>{text(letter.record_key)}</code></td>"
-        f'<td><b>{text(letter.error_class)}</b><div class="error">{message(letter.reason)}</div></td>'
-        f"<td>{_payload(letter.payload, preview=True)}</td>"
+        f'<td class="reason"><b>{text(letter.error_class)}</b><div class="error">{message(letter.reason)}</div></td>'
+        f'<td class="payload">{_payload(letter.payload, preview=True)}</td>'
         f'<td class="num">{letter.attempts}</td><td>{_moment(letter.failed_at, now)}</td>'
         f'<td class="letter-status">{_badge(status, _LETTER_BADGE.get(status, "b-muted"))}</td>'
         f'<td class="actions">{_letter_actions(letter, access)}</td></tr>'
@@ -342,6 +347,11 @@ def render_dead_letter_page(letter: DeadLetter, access: Access, now: datetime) -
         ("attempts", str(letter.attempts)),
         ("first failed", _moment(letter.first_failed_at, now)),
         ("last failed", _moment(letter.failed_at, now)),
+        *(
+            [("closed", f"{_moment(letter.closed_at, now)} — {text(letter.close_reason or '')}")]
+            if letter.closed_at is not None
+            else []
+        ),
         ("payload", _payload(letter.payload, preview=False)),
         ("actions", _letter_actions(letter, access, back="letter") or '<span class="muted">none</span>'),
     ]

@@ -64,6 +64,19 @@ async def test_landing_page_opt_out_by_external_id_stamps_flag_and_last_modified
 
 
 @pytest.mark.anyio
+async def test_landing_page_opt_out_at_a_given_moment_stamps_that_moment(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    created = (await client.post(STD, json={"email": "q@mail.com", "externalId": "crm-8"}, headers=headers)).json()
+    body = {"externalId": "crm-8", "flags": {"blackListEmail": True}, "at": "2026-11-26T10:00:05Z"}
+    assert (await client.post("/_emulator/optouts", json=body)).status_code == 200
+    row = (await client.get(f"{STD}/{created['PKey']}", headers=headers)).json()
+    assert row["lastModified"] == row["blackListEmailLastModified"] == "2026-11-26 10:00:05.000Z"
+    bad = await client.post("/_emulator/optouts", json=body | {"at": "yesterday"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.anyio
 async def test_reset_empties_the_instance(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
     await client.post("/_emulator/seed", json={"profiles": 5})
     await client.post("/_emulator/reset")

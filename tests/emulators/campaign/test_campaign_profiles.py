@@ -128,6 +128,11 @@ async def test_extension_fields_only_on_ext_and_custom_key_addresses_the_profile
             {"gender": "invalid"},
             f"{RST} The value 'invalid' is not valid for the 'nms:recipient:gender' enumeration of the '@gender' field",
         ),
+        (  # the email dataPolicy: two addresses pasted into one field
+            {"email": "ann@example.com; ann@work.example"},
+            f"{RST} Invalid value 'ann@example.com; ann@work.example' for the 'email' property",
+        ),
+        ({"email": "ann.example.com"}, f"{RST} Invalid value 'ann.example.com' for the 'email' property"),
     ],
 )
 async def test_validation_errors_are_500_with_rst_messages(

@@ -4,6 +4,7 @@ opt-outs, the clock, and run-time limits and faults."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -87,6 +88,15 @@ def _matching_profiles(ctx: EmulatorContext, body: dict[str, Any]) -> list[int]:
     raise ValueError("give one of pkey, externalId or email")
 
 
+def _moment(body: dict[str, Any], ctx: EmulatorContext) -> datetime:
+    """``at`` (ISO 8601): when the landing page was submitted, for tests that need two services' times equal."""
+    at = body.get("at")
+    if at is None:
+        return ctx.now()
+    moment = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 async def _optouts(request: Request) -> Response:
     """What a Campaign denylist landing page does: set flags on the profile, stamping lastModified (§5, S3)."""
     ctx = _context(request)
@@ -100,6 +110,7 @@ async def _optouts(request: Request) -> Response:
         return _bad(f"flags must map some of {', '.join(_FLAGS)} to true/false")
     try:
         ids = _matching_profiles(ctx, body)
+        moment = _moment(body, ctx)
     except ValueError as exc:
         return _bad(str(exc))
     spec = ctx.schema.resources["profile"]
@@ -108,7 +119,7 @@ async def _optouts(request: Request) -> Response:
         existing = ctx.storage.get(spec, row_id, include_hidden=True)
         if existing is None:
             continue
-        values = finish_write(spec, {k: int(v) for k, v in flags.items()}, existing, ctx.now())
+        values = finish_write(spec, {k: int(v) for k, v in flags.items()}, existing, moment)
         ctx.storage.update(spec, row_id, values)
         updated.append(ctx.pkeys.encode("profile", row_id))
     return JSONResponse({"updated": updated}, status_code=200 if updated else 404)

@@ -30,6 +30,9 @@ Row = dict[str, Any]
 LinkResolver = Callable[[ResourceSpec, FieldSpec, str], int]
 SYSTEM_READ_ONLY = {"PKey", "created", "lastModified", ANY_FLAG_TIMESTAMP, *FLAG_TIMESTAMP_FIELDS.values()}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The email dataPolicy refuses a malformed address on write; its exact rules are undocumented (inferred: one "@",
+# a dotted domain, no spaces or list separators), so this only refuses what no real rule would accept.
+_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
 def _input_name(name: str) -> str:
@@ -146,6 +149,8 @@ def _coerce(resource: ResourceSpec, spec: FieldSpec, value: Any) -> Any:
     if value is None:
         return ""
     if not isinstance(value, str):
+        raise errors.bad_value(spec.name, value)
+    if spec.data_policy == "email" and value and not _EMAIL.match(value):
         raise errors.bad_value(spec.name, value)
     return value
 

@@ -154,18 +154,19 @@ def from_payload(table: Table, payload: Any, resolve: Resolver, *, creating: boo
             _bind(table, key.removesuffix("@odata.bind"), value, resolve, values)
         elif key.startswith("@") or "@" in key:
             continue  # instance annotations such as @odata.type / @odata.etag
-        elif table.navigation(key) is not None:
-            if value is not None:
-                raise ODataError(400, "0x80048d19", f"Deep insert through '{key}' is not supported by the emulator.")
-            _bind(table, key, None, resolve, values)
-        else:
-            column = table.columns.get(key)
-            if column is None or column.type == "Lookup":
+        elif (column := table.columns.get(key)) is None or column.type == "Lookup":
+            # Not a plain column: a navigation property (searched only now, as it scans every lookup's targets:
+            # asked first, it cost a sixth of the emulator's CPU in a bulk write).
+            if table.navigation(key) is None:
                 raise ODataError(
                     400,
                     "0x0",
                     f"Invalid property '{key}' was found in entity 'Microsoft.Dynamics.CRM.{table.logical_name}'.",
                 )
+            if value is not None:
+                raise ODataError(400, "0x80048d19", f"Deep insert through '{key}' is not supported by the emulator.")
+            _bind(table, key, None, resolve, values)
+        else:
             if column.name == table.primary_id:
                 if creating:
                     values[column.name] = _guid(value, column)
