@@ -154,6 +154,82 @@ def test_limiter_refuses_inconsistent_bounds() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_waiter_cancelled_after_its_wake_up_passes_the_slot_on() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=1, maximum=1)
+    holder_may_leave = asyncio.Event()
+    got_slot: list[str] = []
+    waiters: list[asyncio.Task[None]] = []
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await holder_may_leave.wait()
+        waiters[0].cancel()  # the freed slot woke the oldest waiter; it is cancelled before it runs
+
+    async def waiter(name: str) -> None:
+        async with limiter.slot():
+            got_slot.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled, patient = asyncio.create_task(waiter("cancelled")), asyncio.create_task(waiter("patient"))
+    waiters.append(cancelled)
+    await asyncio.sleep(0)  # both queue behind the holder
+    holder_may_leave.set()
+    await first
+    await asyncio.wait_for(patient, timeout=5)
+    assert got_slot == ["patient"]
+    assert cancelled.cancelled()
+    assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_waiters_get_slots_in_arrival_order() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=2, maximum=2)
+    order: list[int] = []
+
+    async def work(number: int) -> None:
+        async with limiter.slot():
+            order.append(number)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(work(n) for n in range(20)))
+    assert order == list(range(20))
+    assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_waiters_cancelled_just_before_a_slot_frees_end_cancelled_and_the_next_waiter_runs() -> None:
+    fake = FakeTime()
+    limiter = limiter_on(fake, initial=1, maximum=1)
+    holder_may_leave = asyncio.Event()
+    waiters: list[asyncio.Task[None]] = []
+    got_slot: list[int] = []
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await holder_may_leave.wait()
+            for task in waiters[:2]:
+                task.cancel()  # in the same step as the release below: the wake-up meets their cancelled futures
+
+    async def waiter(number: int) -> None:
+        async with limiter.slot():
+            got_slot.append(number)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiters.extend(asyncio.create_task(waiter(n)) for n in range(3))
+    await asyncio.sleep(0)
+    holder_may_leave.set()
+    await first
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["CancelledError", "CancelledError", "NoneType"]
+    assert got_slot == [2]
+    assert limiter.in_flight == 0
+
+
+@pytest.mark.anyio
 async def test_429s_answering_requests_sent_before_the_pause_began_do_not_extend_it() -> None:
     fake = FakeTime()
     limiter = limiter_on(fake, initial=8, maximum=8)

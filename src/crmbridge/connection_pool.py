@@ -34,6 +34,7 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
         max_connections: int,
         verify: bool | ssl.SSLContext = True,
         shard_size: int = DEFAULT_SHARD_SIZE,
+        keepalive_expiry: float = 5.0,
     ) -> None:
         if max_connections < 1 or shard_size < 1:
             raise ValueError(f"need max_connections >= 1 and shard_size >= 1, got {max_connections}, {shard_size}")
@@ -44,7 +45,10 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
         self.sizes = [base + (1 if index < extra else 0) for index in range(count)]
         self._shards = [
             httpx.AsyncHTTPTransport(
-                verify=context, limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                verify=context,
+                limits=httpx.Limits(
+                    max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry
+                ),
             )
             for size in self.sizes
         ]

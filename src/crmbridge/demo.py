@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig, load_config
 from crmbridge.demo_changes import (
     CAMPAIGN_SECRET_ENV,
@@ -389,7 +390,7 @@ def run_demo(options: DemoOptions, console: Console) -> int:
     try:
         emulators = _start(options, console)
         try:
-            asyncio.run(_run(options, emulators, console, token, outcome))
+            event_loop.run(_run(options, emulators, console, token, outcome))
         except (KeyboardInterrupt, asyncio.CancelledError):
             console.print("stopped")
         except CrmbridgeError as error:

@@ -17,6 +17,7 @@ import json
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from crmbridge.exceptions import ApiErrorDetails, RateLimited, TransientError
 from crmbridge.redaction import redact, redact_headers
 
 __all__ = [
+    "KEEPALIVE_EXPIRY",
     "Action",
     "AdaptiveLimiter",
     "Classifier",
@@ -81,6 +83,11 @@ _RETRYABLE_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.RemoteProtocolError,
 )
 _CEILING_PATIENCE = 10
+# Idle connections are dropped after 4 s, under the 5 s idle timeout of common servers (uvicorn, Apache): reusing
+# a connection the server is closing at that moment fails the request (RemoteProtocolError), and a POST then
+# cannot be repeated blindly. Seen with httpx's default of 5 s against the 5 s emulators: Dataverse page reads
+# ~5 s apart failed and were retried.
+KEEPALIVE_EXPIRY = 4.0
 _REQUEST_ID_HEADERS = ("x-ms-service-request-id", "x-request-id", "request-id", "x-ms-request-id")
 
 
@@ -107,7 +114,9 @@ def create_client(
     verification = _ssl_verification(verify)
     # A given transport makes httpx ignore HTTP(S)_PROXY, so proxied setups keep httpx's own single pool.
     if transport is None and proxy is None and not getproxies() and max_connections > DEFAULT_SHARD_SIZE:
-        transport = ShardedPoolTransport(max_connections=max_connections, verify=verification)
+        transport = ShardedPoolTransport(
+            max_connections=max_connections, verify=verification, keepalive_expiry=KEEPALIVE_EXPIRY
+        )
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -115,7 +124,11 @@ def create_client(
         proxy=proxy,
         headers=dict(headers or {}),
         transport=transport,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
         event_hooks={key: list(hooks) for key, hooks in (event_hooks or {}).items()},
         follow_redirects=follow_redirects,
     )
@@ -219,7 +232,10 @@ class AdaptiveLimiter:
         self._ceiling: int | None = None  # the limit that last drew a 429, approached with patience
         self._paused_until = float("-inf")
         self._pause_started = float("-inf")
-        self._changed = asyncio.Event()
+        # Tasks waiting for a slot, oldest first; a freed slot wakes one of them, not all (a sync keeps hundreds
+        # of writes queued behind ~100 slots, and waking every waiter per response cost O(waiters) per request).
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._woken = 0  # waiters woken for a free slot that have not taken it yet
 
     @property
     def limit(self) -> int:
@@ -257,24 +273,47 @@ class AdaptiveLimiter:
             yield
         finally:
             self._in_flight -= 1
-            self._notify()
+            self._wake_waiters()
 
     async def _acquire(self) -> None:
+        woken = False
         while True:
             pause = self.paused_for
             if pause > 0:
                 await self._sleep(pause)
                 continue
-            if self._in_flight < self._limit:
+            # Slots promised to woken waiters that have not run yet are not free; a newcomer queues behind waiters.
+            if self._in_flight + self._woken < self._limit and (woken or not self._waiters):
                 self._in_flight += 1
                 self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
                 return
-            await self._changed.wait()
+            woken = await self._wait_for_wake(front=woken)
 
-    def _notify(self) -> None:
-        # Wake every waiter once; each re-checks the pause and the limit (single-threaded asyncio, no lock needed).
-        self._changed.set()
-        self._changed = asyncio.Event()
+    async def _wait_for_wake(self, *, front: bool) -> bool:
+        waiter = asyncio.get_running_loop().create_future()
+        if front:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._woken -= 1
+                self._wake_waiters()  # woken, then cancelled: the wake-up must not be lost with this task
+            elif waiter in self._waiters:  # a wake-up may already have dropped it (it skips cancelled waiters)
+                self._waiters.remove(waiter)
+            raise
+        self._woken -= 1
+        return True
+
+    def _wake_waiters(self) -> None:
+        """Wake as many waiters, oldest first, as there are free slots (single-threaded asyncio: no lock)."""
+        while self._waiters and self._in_flight + self._woken < self._limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._woken += 1
 
     def on_success(self) -> None:
         """Slow start until the first 429, then additive increase: one more slot after ``increase_every``
@@ -289,7 +328,7 @@ class AdaptiveLimiter:
             # so the limit doubles per round trip. Services that answer in 100s of ms need dozens in flight.
             self._limit += 1
             self._healthy_in_row = 0
-            self._notify()
+            self._wake_waiters()
             return
         needed = self._increase_every
         if self._ceiling is not None and self._limit + 1 >= self._ceiling:
@@ -299,7 +338,7 @@ class AdaptiveLimiter:
             self._healthy_in_row = 0
             if self._ceiling is not None and self._limit > self._ceiling:
                 self._ceiling = None  # held above the old ceiling: the service has more room now
-            self._notify()
+            self._wake_waiters()
 
     def on_throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> None:
         """Multiplicative decrease and a pause of every slot for ``retry_after`` seconds.
@@ -322,7 +361,6 @@ class AdaptiveLimiter:
             self._pause_started = now
         if retry_after is not None and retry_after > 0:
             self._paused_until = max(self._paused_until, now + retry_after)
-        self._notify()
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from rich.console import Console
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig
 from crmbridge.engine.reload import ConfigWatch
 from crmbridge.engine.runner import Runner, Services
@@ -124,7 +125,7 @@ def run_service(config: CrmbridgeConfig, console: Console, config_path: Path | N
                 await dashboard.stop()
 
     try:
-        asyncio.run(work())
+        event_loop.run(work())
     except asyncio.CancelledError:
         return 0
     except CrmbridgeError as error:

@@ -92,6 +92,11 @@ class CampaignClient:
         self.stats = CampaignStats()
         self._needs_force_pagination: set[str] = set()
 
+    @property
+    def limiter(self) -> AdaptiveLimiter | None:
+        """The concurrency limiter of this tenant's calls (read its limit and peak; do not share it)."""
+        return self._limiter
+
     @classmethod
     def for_tenant(
         cls, http: httpx.AsyncClient, auth: ImsTokenProvider, *, organization: str, base_url: str, **options: Any

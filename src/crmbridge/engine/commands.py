@@ -5,7 +5,6 @@ Kept apart from ``cli.py`` (parsing only) and from the runner (no terminal there
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig
 from crmbridge.engine.budget import ApiBudget, estimate_dry_run
 from crmbridge.engine.events import EventStats
@@ -145,7 +145,7 @@ def run_sync(
                 console.print(f"Email events: {events.counts()}")
 
     try:
-        asyncio.run(work())
+        event_loop.run(work())
     except CrmbridgeError as error:
         shown.print(f"[red]sync stopped:[/red] {error}")
         return 1

@@ -6,7 +6,6 @@ seam tests use to run a command against in-process emulators (it defaults to :me
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from crmbridge import event_loop
 from crmbridge.config import CrmbridgeConfig
 from crmbridge.engine.check import run_check as check_findings
 from crmbridge.engine.check_rules import Level, exit_code
@@ -54,7 +54,7 @@ def _default_open(config: CrmbridgeConfig) -> AbstractAsyncContextManager[Servic
 
 def _run(console: Console, label: str, work: Coroutine[Any, Any, _T]) -> _T | None:
     try:
-        return asyncio.run(work)
+        return event_loop.run(work)
     except CrmbridgeError as error:
         console.print(f"[red]{label} stopped:[/red] {escape(str(error))}")
         return None

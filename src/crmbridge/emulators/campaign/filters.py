@@ -83,7 +83,12 @@ def filter_sql(
         custom = resource.filters[name]
         for param, field_name in custom.params.items():
             column = resource.fields[field_name].column
-            sql.add(f't."{column}" = ?', _required(params, param, name))
+            value = _required(params, param, name)
+            sql.add(f't."{column}" = ?', value)
+            if column == resource.custom_key and value != "":
+                # Implied by the equality, and what lets SQLite use the key's partial unique index (WHERE key
+                # != ''): without it a lookup by key scanned the table, 120 ms per lookup at 1M profiles.
+                sql.add(f"t.\"{column}\" != ''")
     return sql
 
 
