@@ -35,7 +35,7 @@ class Run:
 
     module: str
     full: tuple[str, ...]
-    quick: tuple[str, ...]
+    quick: tuple[str, ...] | None  # None: skipped by --quick
     result: str = ""
 
     @property
@@ -43,6 +43,7 @@ class Run:
         return self.result or self.module
 
 
+NO_LATENCY = ("--dynamics-latency", "0", "--campaign-latency", "0", "--name", "tables_sync_no_latency")
 RUNS: tuple[Run, ...] = (
     Run("dynamics_emulator", (), ("--contacts", "20000")),
     Run("campaign_emulator", (), ("--profiles", "20000", "--pages", "5", "--scan-rows", "5000")),
@@ -52,7 +53,20 @@ RUNS: tuple[Run, ...] = (
     Run("dataverse_throttle", (), ("--operations", "300", "--limit", "100", "--window", "5")),
     Run("http_limiter", (), ("--requests", "500")),
     Run("state_store", (), ("--batches", "10", "--links", "1000")),
-    Run("tables_sync", (), ("--contacts", "2000")),
+    Run("tables_sync", ("--rebaseline",), ("--contacts", "2000", "--rebaseline")),
+    Run("tables_sync", NO_LATENCY, ("--contacts", "2000", *NO_LATENCY), result="tables_sync_no_latency"),
+    Run(
+        "tables_sync",
+        ("--contacts", "20000", "--lookup-first", "--name", "tables_sync_lookup_first"),
+        ("--contacts", "2000", "--lookup-first", "--name", "tables_sync_lookup_first"),
+        result="tables_sync_lookup_first",
+    ),
+    Run(
+        "tables_sync",
+        ("--contacts", "1000000", "--rebaseline", "--name", "tables_sync_1m"),
+        None,  # about 20 minutes: full runs only
+        result="tables_sync_1m",
+    ),
     Run("reconcile", (), ("--contacts", "2000")),
     Run("events_flow", ("--events", "200000", "--contacts", "20000"), ("--events", "5000", "--contacts", "1000")),
     Run(
@@ -159,6 +173,24 @@ FIGURES: tuple[Figure, ...] = (
            Target(">=", 500, ">= 500 records/s (issue 7)")),
     Figure("tables_sync", "sync process peak RSS", _get("peak_rss_mb"), "MB", Target("<", 200, "< 200 MB (issue 7)")),
     Figure("tables_sync", "CPU per record", _get("cpu_ms_per_record"), "ms"),
+    Figure("tables_sync", "ACS engine calls", _get("acs_engine_calls"), ""),
+    Figure("tables_sync", "Dataverse requests", _get("dataverse_requests"), ""),
+    Figure("tables_sync", "expired-token re-baseline", _get("rebaseline", "records_per_s"), "records/s"),
+    Figure("tables_sync", "re-baseline: deletions found", _get("rebaseline", "deleted"), ""),
+    Figure("tables_sync", "re-baseline: deletions made in Dynamics", _get("rebaseline", "deleted_in_dynamics"), ""),
+    Figure("tables_sync_no_latency", "contacts end to end, latency off", _get("records_per_s"), "records/s"),
+    Figure("tables_sync_no_latency", "CPU per record", _get("cpu_ms_per_record"), "ms"),
+    Figure("tables_sync_no_latency", "sync process peak RSS", _get("peak_rss_mb"), "MB",
+           Target("<", 200, "< 200 MB (issue 7)")),
+    Figure("tables_sync_lookup_first", "contacts, a lookup before each create", _get("records_per_s"), "records/s"),
+    Figure("tables_sync_lookup_first", "ACS engine calls", _get("acs_engine_calls"), ""),
+    Figure("tables_sync_1m", "1,000,000 contacts end to end, latency on", _get("records_per_s"), "records/s",
+           Target(">=", 500, ">= 500 records/s (issue 7)")),
+    Figure("tables_sync_1m", "sync process peak RSS (both passes)", _get("peak_rss_mb"), "MB",
+           Target("<", 200, "< 200 MB (issue 7)")),
+    Figure("tables_sync_1m", "expired-token re-baseline", _get("rebaseline", "records_per_s"), "records/s"),
+    Figure("tables_sync_1m", "re-baseline: deletions found", _get("rebaseline", "deleted"), ""),
+    Figure("tables_sync_1m", "re-baseline: deletions made in Dynamics", _get("rebaseline", "deleted_in_dynamics"), ""),
     Figure("reconcile", "compare", _get("rows_per_second"), "rows/s"),
     Figure("reconcile", "peak RSS", _get("peak_rss_mb"), "MB"),
     Figure("events_flow", "events to activities, limits off", _get("events_per_s"), "events/s",
@@ -187,7 +219,7 @@ FIGURES: tuple[Figure, ...] = (
 
 def run_benchmark(run: Run, quick: bool) -> dict[str, Any]:
     """Run one benchmark; what happened (exit code, seconds, its last output line)."""
-    args = run.quick if quick else run.full
+    args = run.full if not quick or run.quick is None else run.quick
     command = [sys.executable, "-m", f"bench.{run.module}", *args]
     (RESULTS / f"{run.result_name}.json").unlink(missing_ok=True)  # a failed run must not show an old result
     started = time.monotonic()
@@ -323,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    runs = [run for run in RUNS if not only or run.result_name in only]
+    runs = [run for run in RUNS if (not only or run.result_name in only) and not (args.quick and run.quick is None)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         saved = json.loads(OUTCOMES.read_text())
