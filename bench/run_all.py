@@ -263,6 +263,20 @@ def _format(value: Any, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
+def _machine_note(before: dict[str, Any]) -> list[str]:
+    """Whether other work shared the cores: judged by the 1-minute load average when the run began."""
+    load = before["load_average"][0]
+    if load < 1.0:
+        return [
+            f"The machine was otherwise idle when this began (1-minute load average {load}): the emulators and the",
+            "code measured had the 2 cores to themselves, as the issues' targets assume.",
+        ]
+    return [
+        f"**The machine was shared** (1-minute load average {load} when this began) with other builds and tests, so",
+        "the figures are lower bounds for the machine, and latencies include waiting for a core.",
+    ]
+
+
 def render(outcomes: list[dict[str, Any]], before: dict[str, Any], after: dict[str, Any], quick: bool) -> str:
     by_result = {o["result"]: o for o in outcomes}
     results = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in by_result if _has(name)}
@@ -274,8 +288,7 @@ def render(outcomes: list[dict[str, Any]], before: dict[str, Any], after: dict[s
         f"{after.get('at', 'an unrecorded time')}, at {size}. The table of commands below gives the exact command",
         "that reproduces each benchmark's figures (run from the repository root after `make test` created `.venv`).",
         "",
-        "**The machine was shared** with other developers' builds and tests while this ran, so the figures are",
-        "lower bounds for the machine, and latencies include waiting for a core.",
+        *_machine_note(before),
         *(QUICK_NOTE if quick else []),
         "",
         f"- CPU: {before['cpu']}, `nproc` = {before['nproc']}",
