@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -387,5 +388,27 @@ def clean_org(
     with emulators.campaign_operator() as operator:
         operator.post("/reset").raise_for_status()
         operator.post("/config", json={"faults": {"seed": seed}, "flagTimestamps": True}).raise_for_status()
+    align_clocks(emulators)
     config = emulators.write_config(directory, optouts=optouts)
     return Org(emulators, config, emulators.dataverse_reader(), emulators.campaign_reader())
+
+
+def align_clocks(emulators: Emulators) -> None:
+    """Move the emulator clock that is behind forward to the other's time (both only move forward).
+
+    Earlier tests move one clock or the other by days (expired delta tokens, opens that come days after a send), and
+    ``/reset`` keeps the clocks. Real Dataverse and ACS clocks agree to well under a second, which the opt-out rule
+    relies on when it compares a Campaign timestamp with a Dynamics one; a test must not run with days between them.
+    """
+    with emulators.dynamics_operator() as dynamics, emulators.campaign_operator() as campaign:
+        dynamics_now = _instant(dynamics.get("/stats").json()["clock"])
+        campaign_now = _instant(campaign.get("/clock").json()["now"])
+        ahead = (campaign_now - dynamics_now).total_seconds()
+        if ahead > 0.5:
+            dynamics.post("/clock", json={"advance_seconds": ahead}).raise_for_status()
+        elif ahead < -0.5:
+            campaign.post("/clock", json={"advanceSeconds": -ahead}).raise_for_status()
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
