@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import ssl
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import closing
@@ -38,13 +39,41 @@ PROFILE_PATH = "/acme/campaign/profileAndServicesExt/profile"
 VEHICLE_PATH = "/acme/campaign/profileAndServicesExt/cusVehicle"
 
 
+class _WaitOnThrottling(httpx.BaseTransport):
+    """The oracle shares the org's service protection limits with the sync it checks: after a long crash suite on a
+    loaded machine the 5-minute execution-time budget can be spent, and Dataverse answers 429 with Retry-After. The
+    oracle waits as any well-behaved client would (a 429 was not processed, so resending is safe)."""
+
+    def __init__(self, inner: httpx.BaseTransport, attempts: int = 20) -> None:
+        self.inner = inner
+        self.attempts = attempts
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self.attempts - 1):
+            response = self.inner.handle_request(request)
+            if response.status_code != 429:
+                return response
+            response.read()
+            response.close()
+            time.sleep(min(60.0, max(1.0, float(response.headers.get("Retry-After", "5")))))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class DataverseReader:
     """Plain Web API reads: client credentials at the emulator's token endpoint, then paged GETs."""
 
     def __init__(self, base_url: str, ca_path: Path, tenant: str, client_id: str, client_secret: str) -> None:
         self.base_url = base_url
+        verify = ssl.create_default_context(cafile=str(ca_path))
         self.http = httpx.Client(
-            base_url=base_url, verify=ssl.create_default_context(cafile=str(ca_path)), timeout=60.0, trust_env=False
+            base_url=base_url,
+            verify=verify,
+            timeout=60.0,
+            trust_env=False,
+            transport=_WaitOnThrottling(httpx.HTTPTransport(verify=verify)),
         )
         self._credentials = (tenant, client_id, client_secret)
 
