@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "EMAIL_EVENT_TEXT_FIELDS",
     "EVENT_NAMESPACE",
     "EmailEvent",
     "EventSourceKind",
@@ -68,6 +69,25 @@ def _iso_second(moment: datetime) -> str:
 
 def _iso_minute(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+# The optional text fields of EmailEvent, in declaration order: what a source may fill and a payload may store.
+EMAIL_EVENT_TEXT_FIELDS = (
+    "external_id",
+    "email",
+    "campaign_id",
+    "campaign_label",
+    "delivery_id",
+    "delivery_label",
+    "broadlog_id",
+    "tracking_log_id",
+    "url",
+    "url_label",
+    "url_type",
+    "bounce_type",
+    "bounce_reason",
+    "mirror_page_url",
+)
 
 
 @dataclass(frozen=True, slots=True)

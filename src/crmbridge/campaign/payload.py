@@ -12,29 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crmbridge.records import EmailEvent, EventSourceKind, EventType
+from crmbridge.records import EMAIL_EVENT_TEXT_FIELDS, EmailEvent, EventSourceKind, EventType
 
 if TYPE_CHECKING:
     from crmbridge.config.events import JournalSource
 
 __all__ = ["PayloadMapping", "UnmappedEvent", "map_event", "value_at"]
 
-_OPTIONAL_TEXT_FIELDS = (
-    "external_id",
-    "email",
-    "campaign_id",
-    "campaign_label",
-    "delivery_id",
-    "delivery_label",
-    "broadlog_id",
-    "tracking_log_id",
-    "url",
-    "url_label",
-    "url_type",
-    "bounce_type",
-    "bounce_reason",
-    "mirror_page_url",
-)
 # Last segment of a reverse-DNS event code, e.g. "com.adobe.….email.open" or "….opened" (inferred fallback).
 _TYPE_WORDS = {
     "send": EventType.SEND,
@@ -101,7 +85,7 @@ def map_event(event: Any, position: str, mapping: PayloadMapping) -> EmailEvent 
     if occurred is None:
         return UnmappedEvent(position, f"no readable time at {mapping.fields['occurred_at']!r}", event)
     texts = {
-        name: _text(value_at(event, path)) for name, path in mapping.fields.items() if name in _OPTIONAL_TEXT_FIELDS
+        name: _text(value_at(event, path)) for name, path in mapping.fields.items() if name in EMAIL_EVENT_TEXT_FIELDS
     }
     if texts.get("bounce_type"):
         texts["bounce_type"] = str(texts["bounce_type"]).lower()  # EmailEvent holds hard / soft / ignored

@@ -12,28 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmbridge.records import EmailEvent, EventSourceKind, EventType
+from crmbridge.records import EMAIL_EVENT_TEXT_FIELDS, EmailEvent, EventSourceKind, EventType
 
 __all__ = ["event_from_payload", "event_payload", "next_unmatched_try"]
 
-_TEXT_FIELDS = (
-    "source_event_id",
-    "source_position",
-    "external_id",
-    "email",
-    "campaign_id",
-    "campaign_label",
-    "delivery_id",
-    "delivery_label",
-    "broadlog_id",
-    "tracking_log_id",
-    "url",
-    "url_label",
-    "url_type",
-    "bounce_type",
-    "bounce_reason",
-    "mirror_page_url",
-)
 # Backoff of unmatched retries: the contact usually appears within minutes (a contacts pass), sometimes days later.
 _FIRST_RETRY = timedelta(minutes=15)
 _LONGEST_WAIT = timedelta(hours=12)
@@ -46,7 +28,8 @@ def event_payload(event: EmailEvent) -> dict[str, Any]:
         "occurred_at": event.occurred_at.isoformat(),
         "source_kind": event.source_kind.value,
     }
-    payload.update({name: getattr(event, name) for name in _TEXT_FIELDS})
+    payload.update({name: getattr(event, name) for name in ("source_event_id", "source_position")})
+    payload.update({name: getattr(event, name) for name in EMAIL_EVENT_TEXT_FIELDS})
     return payload
 
 
@@ -54,7 +37,7 @@ def event_from_payload(payload: Mapping[str, Any] | None, event_key: str) -> Ema
     """The event stored as ``payload`` under ``event_key``, or None when the payload cannot rebuild that event."""
     if not payload:
         return None
-    texts: dict[str, Any] = {name: _text(payload.get(name)) for name in _TEXT_FIELDS[2:]}
+    texts: dict[str, Any] = {name: _text(payload.get(name)) for name in EMAIL_EVENT_TEXT_FIELDS}
     try:
         event = EmailEvent(
             event_type=EventType(payload["event_type"]),
